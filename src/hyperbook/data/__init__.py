@@ -1,0 +1,1 @@
+"""Datasets (real loaders, checksums, offline sources) and batched transforms."""

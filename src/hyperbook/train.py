@@ -1,0 +1,132 @@
+"""The training loop every chapter shares.
+
+Batches come from `batch_fn(step)`, a pure function of the step number (data
+sampled with a per-step generator), so a run killed at step k and resumed from
+its checkpoint sees exactly the batches it would have seen.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def step_generator(seed: int, step: int, device="cpu") -> torch.Generator:
+    """A generator for one step's randomness, independent of what ran before."""
+    g = torch.Generator(device=device)
+    g.manual_seed(seed * 1_000_003 + step)
+    return g
+
+
+@dataclass
+class FitResult:
+    losses: list = field(default_factory=list)      # (step, mean loss over the logging window)
+    steps: int = 0
+    wall_s: float = 0.0
+    items_per_s: float = 0.0
+    resumed_from: int = 0
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def fit(model: torch.nn.Module, loss_fn: Callable, batch_fn: Callable[[int], tuple], *, steps: int,
+        lr: float = 1e-3, optimizer: str = "adam", weight_decay: float = 0.0, momentum: float = 0.9,
+        lr_schedule: Callable[[int], float] | None = None, device: str = "cpu",
+        checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 1000,
+        log_every: int = 50, desc: str = "train", progress: bool = True,
+        stop_after: int | None = None) -> FitResult:
+    """Train `model` for `steps` optimiser steps.
+
+    loss_fn(model, batch) -> scalar loss. batch_fn(step) -> batch on `device`
+    (its first element's length counts the items for throughput).
+    lr_schedule(step) -> multiplier of lr. A checkpoint at `checkpoint` is
+    written every `checkpoint_every` steps and resumed from when present; it is
+    removed when training completes. `stop_after` ends early (tests of resume).
+    Mixed precision (bf16 autocast) only on CUDA.
+    """
+    model.to(device).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    if optimizer == "adam":
+        opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    elif optimizer == "sgd":
+        opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=True)
+    elif optimizer == "adadelta":
+        opt = torch.optim.Adadelta(params, lr=lr, rho=0.95, weight_decay=weight_decay)
+    else:
+        from .errors import UnknownChoiceError
+        raise UnknownChoiceError("optimizer", optimizer, ("adam", "sgd", "adadelta"))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_schedule) if lr_schedule else None
+
+    result = FitResult()
+    ckpt = Path(checkpoint) if checkpoint else None
+    start_step = 0
+    if ckpt is not None and ckpt.exists():
+        state = torch.load(ckpt, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        if sched and state.get("scheduler"):
+            sched.load_state_dict(state["scheduler"])
+        start_step = result.resumed_from = state["step"]
+        result.losses = state["losses"]
+        result.wall_s = state.get("wall_s", 0.0)
+        torch.set_rng_state(state["rng"])  # dropout etc. continue as if never stopped
+
+    use_amp = str(device).startswith("cuda")
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_amp else contextlib.nullcontext
+    window, items, t0 = [], 0, time.time()
+    end = steps if stop_after is None else min(steps, stop_after)
+    bar = tqdm(range(start_step, end), desc=desc, disable=not progress, initial=start_step, total=steps,
+               mininterval=2.0)
+    for step in bar:
+        batch = batch_fn(step)
+        with autocast():
+            loss = loss_fn(model, batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if sched:
+            sched.step()
+        window.append(loss.detach())
+        items += len(batch[0])
+        if (step + 1) % log_every == 0 or step + 1 == steps:
+            mean = torch.stack(window).float().mean().item()
+            result.losses.append((step + 1, mean))
+            bar.set_postfix(loss=f"{mean:.4g}")
+            window = []
+        if ckpt is not None and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
+            _atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                "scheduler": sched.state_dict() if sched else None, "step": step + 1,
+                                "losses": result.losses, "rng": torch.get_rng_state(), "wall_s": result.wall_s + time.time() - t0}, ckpt)
+    bar.close()
+    elapsed = time.time() - t0
+    result.wall_s += elapsed
+    result.steps = end
+    result.items_per_s = items / elapsed if elapsed > 0 else 0.0
+    if ckpt is not None and end == steps and ckpt.exists():
+        ckpt.unlink()
+    model.eval()
+    return result
+
+
+def checkpoint_path(results_dir, chapter: str, experiment: str, key: str) -> Path:
+    """Where an interrupted run keeps its checkpoint (git-ignored)."""
+    return Path(results_dir) / "_checkpoints" / chapter / f"{experiment}-{key}.pt"
