@@ -1,0 +1,1 @@
+"""One module per document's model family."""

@@ -1,0 +1,161 @@
+"""HyperNets (document 000): higher-order networks whose weights are gated by a control network.
+
+A gated dense layer computes out_j = sum_i x_i * G_ij * W_ij with
+G = softmax over the input axis i of the control network's output (eq. 7-8).
+With W fixed to ones (the authors' code) every output is a convex
+combination of the inputs. Gates are per sample, [B, n_in, n_out], applied in
+one batched matmul; a gate with batch 1 broadcasts over the whole batch.
+
+Choices the document leaves open, taken from the authors' code
+(OFFICIAL-CODE-FACTS in the book's notes): control branch Dense(64, relu) then
+Dense(n_in*n_out); conv layers 5x5 stride 2 'same'; no activation around the
+gated layer of the deep model; tanh output of the deep model and autoencoder.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+IMAGE = 28
+PIXELS = IMAGE * IMAGE
+
+
+class GatedDense(nn.Module):
+    """x [B, n_in] and gate logits [B or 1, n_in, n_out] -> [B, n_out]."""
+
+    def __init__(self, n_in: int, n_out: int, learn_core: bool = False):
+        super().__init__()
+        self.n_in, self.n_out = n_in, n_out
+        core = torch.ones(n_in, n_out)
+        if learn_core:
+            self.core = nn.Parameter(core)
+        else:
+            self.register_buffer("core", core)
+
+    def gate(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(logits, dim=1) * self.core
+
+    def forward(self, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        return torch.matmul(x.unsqueeze(1), self.gate(logits)).squeeze(1)
+
+
+class ParamControl(nn.Module):
+    """Transformation parameters (e.g. cos, sin) -> gate logits [B, n_in, n_out]."""
+
+    def __init__(self, n_params: int, n_in: int, n_out: int, hidden: int = 64):
+        super().__init__()
+        self.n_in, self.n_out = n_in, n_out
+        self.hidden = nn.Linear(n_params, hidden)
+        self.logits = nn.Linear(hidden, n_in * n_out)
+
+    def forward(self, params: torch.Tensor) -> torch.Tensor:
+        return self.logits(F.relu(self.hidden(params))).view(-1, self.n_in, self.n_out)
+
+
+class ImageControl(nn.Module):
+    """Rotation compensation: the gate logits come from the (rotated) image itself (eq. 9)."""
+
+    def __init__(self, n_in: int, n_out: int):
+        super().__init__()
+        self.n_in, self.n_out = n_in, n_out
+        self.conv1 = nn.Conv2d(1, 20, 5, stride=2, padding=2)
+        self.conv2 = nn.Conv2d(20, 10, 5, stride=2, padding=2)
+        self.logits = nn.Linear(10 * 7 * 7, n_in * n_out)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.conv2(F.relu(self.conv1(image))))
+        return self.logits(h.flatten(1)).view(-1, self.n_in, self.n_out)
+
+
+class ConvEncoder(nn.Module):
+    """28x28 -> conv(10, 5x5, s2) -> conv(20, 5x5, s2) -> dense(code)."""
+
+    def __init__(self, code: int = 200):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 10, 5, stride=2, padding=2)
+        self.conv2 = nn.Conv2d(10, 20, 5, stride=2, padding=2)
+        self.dense = nn.Linear(20 * 7 * 7, code)
+
+    def forward(self, x):
+        return self.dense(F.relu(self.conv2(F.relu(self.conv1(x)))).flatten(1))
+
+
+class DeconvDecoder(nn.Module):
+    """code -> dense(7*7*20) -> deconv(10, 5x5, s2) -> deconv(1, 5x5, s2) -> tanh."""
+
+    def __init__(self, code: int = 200):
+        super().__init__()
+        self.dense = nn.Linear(code, 20 * 7 * 7)
+        self.deconv1 = nn.ConvTranspose2d(20, 10, 5, stride=2, padding=2, output_padding=1)
+        self.deconv2 = nn.ConvTranspose2d(10, 1, 5, stride=2, padding=2, output_padding=1)
+
+    def forward(self, z):
+        h = self.dense(z).view(-1, 20, 7, 7)
+        return torch.tanh(self.deconv2(F.relu(self.deconv1(h))))
+
+
+class SimpleHyperNet(nn.Module):
+    """One gated dense layer from input pixels to output pixels (figure 2)."""
+
+    def __init__(self, n_params: int = 2, hidden: int = 64):
+        super().__init__()
+        self.control = ParamControl(n_params, PIXELS, PIXELS, hidden)
+        self.gated = GatedDense(PIXELS, PIXELS)
+
+    def forward(self, image, params):
+        return self.gated(image.flatten(1), self.control(params)).view(-1, 1, IMAGE, IMAGE)
+
+
+class DeepHyperNet(nn.Module):
+    """conv, conv, dense -> gated dense (200x200) -> dense, deconv, deconv (figure 5's model).
+
+    With `image_control` the gate comes from the input image (rotation compensation).
+    """
+
+    def __init__(self, n_params: int = 2, code: int = 200, hidden: int = 64, image_control: bool = False):
+        super().__init__()
+        self.encoder = ConvEncoder(code)
+        self.control = ImageControl(code, code) if image_control else ParamControl(n_params, code, code, hidden)
+        self.gated = GatedDense(code, code)
+        self.decoder = DeconvDecoder(code)
+        self.image_control = image_control
+
+    def forward(self, image, params=None):
+        logits = self.control(image if self.image_control else params)
+        return self.decoder(self.gated(self.encoder(image), logits))
+
+
+class ControlAutoencoder(nn.Module):
+    """Baseline (figure 1): the parameters are concatenated to the latent code.
+
+    Without parameters (n_params=0) it is the plain autoencoder used for rotation compensation.
+    """
+
+    def __init__(self, n_params: int = 2, code: int = 200):
+        super().__init__()
+        self.encoder = ConvEncoder(code)
+        self.decoder = DeconvDecoder(code + n_params)
+        self.n_params = n_params
+
+    def forward(self, image, params=None):
+        z = self.encoder(image)
+        if self.n_params:  # parameters of batch 1 apply to the whole batch, as gates do
+            z = torch.cat([z, params.to(z.dtype).expand(z.shape[0], -1)], dim=1)
+        return self.decoder(z)
+
+
+MODELS = {"simple": SimpleHyperNet, "deep": DeepHyperNet, "autoencoder": ControlAutoencoder}
+
+
+def build(kind: str, n_params: int = 2, image_control: bool = False) -> nn.Module:
+    from ..errors import UnknownChoiceError
+    if kind not in MODELS:
+        raise UnknownChoiceError("HyperNets model", kind, MODELS)
+    if kind == "deep":
+        return DeepHyperNet(n_params, image_control=image_control)
+    if kind == "autoencoder":
+        return ControlAutoencoder(0 if image_control else n_params)
+    if image_control:
+        raise ValueError("the simple HyperNet takes its gate from parameters; use 'deep' for compensation")
+    return SimpleHyperNet(n_params)
