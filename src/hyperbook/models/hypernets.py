@@ -27,14 +27,12 @@ class GatedDense(nn.Module):
     def __init__(self, n_in: int, n_out: int, learn_core: bool = False):
         super().__init__()
         self.n_in, self.n_out = n_in, n_out
-        core = torch.ones(n_in, n_out)
-        if learn_core:
-            self.core = nn.Parameter(core)
-        else:
-            self.register_buffer("core", core)
+        # the authors fix W to ones; then W is a no-op and is not stored or multiplied
+        self.core = nn.Parameter(torch.ones(n_in, n_out)) if learn_core else None
 
     def gate(self, logits: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(logits, dim=1) * self.core
+        gate = torch.softmax(logits, dim=1)
+        return gate if self.core is None else gate * self.core
 
     def forward(self, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         return torch.matmul(x.unsqueeze(1), self.gate(logits)).squeeze(1)

@@ -1,0 +1,62 @@
+# Every target does its own set-up: the venv (.venv) is created on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+CHAPTER ?=
+PROFILE ?= smoke
+PARAMS ?=
+DEVICE ?= auto
+
+.PHONY: setup data book test unit nbval site-test run lab status clean help
+
+help:
+	@echo "make book   execute every chapter (reusing recorded results) and build the site in book/_build/html"
+	@echo "make test   unit tests + every chapter under nbval in the smoke profile + the built-site check"
+	@echo "make data   fetch datasets into data/"
+	@echo "make run CHAPTER=hypernets PROFILE=smoke|reduced|full [DEVICE=cuda] [PARAMS='-p seed=1']"
+	@echo "make lab    JupyterLab on the book;  make clean   remove builds and checkpoints"
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+data: $(STAMP)
+	$(PY) -m hyperbook.cli data
+
+book: data
+	$(PY) -m hyperbook.cli book
+
+# The test run: fresh results in a scratch folder so smoke runs really train.
+TEST_RESULTS := $(CURDIR)/book/_build/test-results
+unit: data
+	$(PY) -m pytest tests -q -m "not site"
+
+nbval: data
+	rm -rf $(TEST_RESULTS)
+	HYPERBOOK_PROFILE=smoke HYPERBOOK_REUSE=0 HYPERBOOK_RESULTS_DIR=$(TEST_RESULTS) \
+	  $(PY) -m pytest -q --nbval-lax --nbval-current-env book/chapters
+
+site-test: book
+	$(PY) -m pytest tests -q -m site
+
+test: unit nbval site-test
+
+run: $(STAMP)
+	@test -n "$(CHAPTER)" || { echo "CHAPTER is required: make run CHAPTER=<name> PROFILE=<profile>"; $(PY) -m hyperbook.cli chapters; exit 2; }
+	$(PY) -m hyperbook.cli run $(CHAPTER) $(PROFILE) --device $(DEVICE) $(PARAMS)
+
+status: $(STAMP)
+	$(PY) -m hyperbook.cli status
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab book/
+
+clean:
+	rm -rf book/_build results/_checkpoints
+	find . -name __pycache__ -prune -exec rm -rf {} +

@@ -1,0 +1,41 @@
+"""The datasets `make data` knows how to fetch: name -> fetch function."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import BookError, UnknownChoiceError
+from .mnist import fetch_mnist
+
+
+def _fetch_fashion_mnist(data_dir):
+    from .fashion_mnist import fetch_fashion_mnist
+    return fetch_fashion_mnist(data_dir)
+
+
+def _fetch_cifar(num_classes):
+    def fetch(data_dir):
+        from .cifar import fetch_cifar
+        return fetch_cifar(data_dir, num_classes)
+    return fetch
+
+
+# required: the book cannot run without it; optional: a failure is reported and the chapters use stand-ins
+DATASETS = {
+    "mnist": (fetch_mnist, True),
+    "fashion_mnist": (_fetch_fashion_mnist, False),
+    "cifar10": (_fetch_cifar(10), False),
+    "cifar100": (_fetch_cifar(100), False),
+}
+
+
+def fetch(name: str, data_dir) -> None:
+    if name not in DATASETS:
+        raise UnknownChoiceError("dataset", name, DATASETS)
+    fn, required = DATASETS[name]
+    try:
+        where = fn(Path(data_dir))
+        print(f"{name}: ready ({where})")
+    except (BookError, ImportError, OSError, RuntimeError) as err:
+        if required:
+            raise
+        print(f"{name}: not available here ({err}); chapters that need it use their labelled stand-ins")
