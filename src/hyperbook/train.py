@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 
 def seed_everything(seed: int) -> None:
