@@ -41,7 +41,7 @@ TARGETS = [
     Target('F-T2', 'functional_images', 'SSIM, same grid', 'e.g. Set5 x2: 0.930 / 0.9542 / 0.9616 / 0.9505'),
     Target('E-F1', 'hecnn', 'bar chart: CNN, G-CNN, HE-CNN-L trained/tested on MNIST and R-MNIST', 'from E-T1'),
     Target('E-F3', 'hecnn', 'equivariant combiner assembling a 4x4 filter from 4 rotated pieces — drawn from the code', ''),
-    Target('E-F4', 'hecnn', "length-4 permutations of a flattened map and the combiner's column placement — drawn from the code |", ''),
+    Target('E-F4', 'hecnn', "length-4 permutations of a flattened map and the combiner's column placement — drawn from the code", ''),
     Target('E-T1', 'hecnn', 'train on MNIST or R-MNIST, test on MNIST / R-MNIST / 90-MNIST; average; equivariance difference; parameters', 'CNN 3370, Z4-CNN 12522, HE-CNN-L 11527 params; e.g. HE-CNN-L train R-MNIST: 96.44 / 96.32 / 96.44'),
     Target('E-F5', 'hecnn', 'generated filters for x and its 90-degree rotation, layers 3 and 7', 'MSE after rotating back < 1e-6'),
     Target('E-T2', 'hecnn', 'R-MNIST: CNN, P4-CNN, (LieConv, steerable, E2-CNN, Sim2 quoted), Z4-HE-CNN, Z4-HE-CNN-L, D8-, D16-HE-CNN-L', 'P4-CNN 97.72; Z4-HE-CNN 99.50 (9.68M params); Z4-HE-CNN-L 97.91 (51.9k); D8 98.01; D16 98.05'),

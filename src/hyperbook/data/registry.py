@@ -19,12 +19,24 @@ def _fetch_cifar(num_classes):
     return fetch
 
 
+def _fetch_sr(data_dir):
+    from .sr_folders import prepare_sr
+    return prepare_sr(data_dir)
+
+
+def _fetch_bsds500(data_dir):
+    from .bsds500 import fetch_bsds500
+    return fetch_bsds500(data_dir)
+
+
 # required: the book cannot run without it; optional: a failure is reported and the chapters use stand-ins
 DATASETS = {
     "mnist": (fetch_mnist, True),
     "fashion_mnist": (_fetch_fashion_mnist, False),
     "cifar10": (_fetch_cifar(10), False),
     "cifar100": (_fetch_cifar(100), False),
+    "sr_benchmarks": (_fetch_sr, False),
+    "bsds500": (_fetch_bsds500, False),
 }
 
 

@@ -1,0 +1,518 @@
+"""Functional image representation experiments (document 001, section 4).
+
+* `faces`: train the hypernetwork to represent face images, then interpolate
+  target-network weights between two images (whole and layer-wise) and compare
+  with pixel interpolation (F-F1, F-F6, F-F7). CelebA (central 128 crop at
+  64x64) in the full profile; offline, the 100 faces of scikit-image's
+  `lfw_subset` (25x25 grey), a labelled stand-in.
+* `sr_hypernet`: one hypernetwork for scales x2, x3, x4 (alpha given to the
+  target network), trained on bicubic-down-scaled patches, tested with
+  overlapping patches averaged (section 4.2); bicubic measured on the same
+  images; renders for F-F2 (x4) and F-F3 (2.5 x 1); PSNR/SSIM for F-T1/F-T2.
+* `sr_srcnn`: SRCNN trained by us under the same protocol (same images, same
+  down-scaling, one model per scale as in SRCNN), scored the same way.
+
+Data for super-resolution: DIV2K + Set5/Set14/B100/Urban100 in the full profile;
+offline, disjoint sets of scikit-image's bundled photographs (a labelled
+stand-in for all four test sets).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..data.sr_folders import (SR_TEST_SETS, load_celeba, load_lfw_faces, load_sr_folder,
+                               standin_photographs, to_tensor01)
+from ..errors import UnknownChoiceError
+from ..metrics import bicubic_upscale, downscale, modcrop, psnr, quantise, ssim
+from ..models.functional_image import (SRCNN, FunctionalImageModel, interpolate_weights, pixel_grid,
+                                       rgb_to_y01, upscale, y01_to_gray_rgb)
+from ..results import config_hash
+from ..train import checkpoint_path, fit, seed_everything, step_generator
+
+CHAPTER = "functional_images"
+EXPERIMENTS = ("faces", "sr_hypernet", "sr_srcnn")
+
+# The document's tables 1 and 2: (dataset, scale) -> (bicubic, SRCNN, RDN, hypernetwork)
+DOC_PSNR = {
+    ("Set5", 2): (33.64, 36.66, 38.30, 36.09), ("Set5", 3): (30.41, 32.75, 34.78, 32.85),
+    ("Set5", 4): (28.42, 30.49, 32.61, 30.69),
+    ("Set14", 2): (30.33, 32.45, 34.10, 32.30), ("Set14", 3): (27.63, 29.30, 30.67, 29.37),
+    ("Set14", 4): (26.08, 27.50, 28.92, 27.61),
+    ("B100", 2): (29.48, 31.36, 32.40, 31.11), ("B100", 3): (27.12, 28.41, 29.33, 28.31),
+    ("B100", 4): (25.87, 26.90, 27.80, 26.86),
+    ("Urban100", 2): (26.85, 29.50, 33.09, 29.43), ("Urban100", 3): (24.43, 26.24, 29.00, 26.26),
+    ("Urban100", 4): (23.11, 24.52, 26.82, 24.56),
+}
+DOC_SSIM = {
+    ("Set5", 2): (0.930, 0.9542, 0.9616, 0.9505), ("Set5", 3): (0.869, 0.909, 0.930, 0.910),
+    ("Set5", 4): (0.812, 0.863, 0.900, 0.869),
+    ("Set14", 2): (0.869, 0.907, 0.922, 0.900), ("Set14", 3): (0.775, 0.822, 0.848, 0.816),
+    ("Set14", 4): (0.703, 0.751, 0.789, 0.751),
+    ("B100", 2): (0.843, 0.888, 0.902, 0.879), ("B100", 3): (0.738, 0.786, 0.811, 0.778),
+    ("B100", 4): (0.666, 0.710, 0.743, 0.706),
+    ("Urban100", 2): (0.839, 0.895, 0.937, 0.891), ("Urban100", 3): (0.733, 0.799, 0.868, 0.798),
+    ("Urban100", 4): (0.656, 0.722, 0.807, 0.723),
+}
+DOC_METHODS = ("bicubic", "SRCNN", "RDN (quoted)", "hypernetwork")
+STANDIN_SET = "skimage-photos (stand-in)"
+
+
+def _check(profile):
+    if profile not in ("smoke", "reduced", "full"):
+        raise UnknownChoiceError("training profile", profile, ("smoke", "reduced", "full"))
+
+
+# ============================================================================ faces
+@dataclass(frozen=True)
+class FacesConfig:
+    source: str                      # 'lfw_subset' (offline stand-in) or 'celeba'
+    n_train: int
+    n_test: int
+    hidden: tuple = (16, 32, 64, 32)
+    hyper_channels: int = 32
+    pool: int = 2
+    kernel: int = 5
+    steps: int = 1000
+    batch_size: int = 32
+    lr: float = 1e-3
+    n_pairs: int = 4                 # interpolation rows of F-F6 (plus one failure row)
+    n_candidates: int = 16           # pairs searched for the failure row
+    n_steps_interp: int = 8          # columns: t = 0 .. 1
+    seed: int = 0
+    code_version: int = 1
+
+    @classmethod
+    def for_profile(cls, profile: str) -> "FacesConfig":
+        _check(profile)
+        if profile == "smoke":
+            return cls("lfw_subset", n_train=80, n_test=20, hidden=(8, 16, 32, 16), hyper_channels=8,
+                       steps=30, batch_size=16, n_candidates=6, n_steps_interp=5)
+        if profile == "reduced":     # about 15 minutes on a 2-core CPU shared with other jobs
+            return cls("lfw_subset", n_train=80, n_test=20, steps=800, batch_size=32)
+        # the document: CelebA, central 128 crop resized to 64x64 (training length not stated)
+        return cls("celeba", n_train=162_770, n_test=1000, hidden=(32, 64, 128, 64), hyper_channels=64,
+                   pool=4, steps=100_000, batch_size=64, n_candidates=64)
+
+
+def load_faces(config: FacesConfig, data_dir, device):
+    """(train, test) float [N, C, H, W] in [0, 1], and a label of the source."""
+    if config.source == "lfw_subset":
+        faces = torch.from_numpy(load_lfw_faces()).unsqueeze(1)
+        g = torch.Generator().manual_seed(1)
+        order = torch.randperm(len(faces), generator=g)
+        faces = faces[order]
+        label = "scikit-image lfw_subset faces (25x25 grey), a stand-in for CelebA"
+        return (faces[:config.n_train].to(device), faces[config.n_train:config.n_train + config.n_test].to(device),
+                label)
+    if config.source == "celeba":
+        train = load_celeba(data_dir, "train", config.n_train)
+        test = load_celeba(data_dir, "test", config.n_test)
+        return train.to(device), test.to(device), "CelebA, central 128x128 crop resized to 64x64"
+    raise UnknownChoiceError("face source", config.source, ("lfw_subset", "celeba"))
+
+
+def _nearest_distance(images: torch.Tensor, bank: torch.Tensor) -> torch.Tensor:
+    """RMS pixel distance from each image to its nearest image in `bank`."""
+    d = torch.cdist(images.flatten(1), bank.flatten(1)) / images[0].numel() ** 0.5
+    return d.min(1).values
+
+
+@torch.no_grad()
+def _interpolation_rows(model, a, b, ts, layers=None):
+    """Weight-space interpolation between images a, b [n, C, H, W]: [n, len(ts), C, H, W]."""
+    wa, wb = model.weights(a), model.weights(b)
+    h, w = a.shape[-2:]
+    frames = [model.target.render(interpolate_weights(wa, wb, float(t), layers), h, w) for t in ts]
+    return torch.stack(frames, 1)
+
+
+def run_faces(config: FacesConfig, ctx):
+    device = ctx.device
+    seed_everything(config.seed)
+    train, test, source = load_faces(config, ctx.data_dir, device)
+    channels, size = train.shape[1], train.shape[-1]
+    model = FunctionalImageModel(hidden=config.hidden, channels=channels, use_alpha=False,
+                                 hyper_channels=config.hyper_channels, kernel=config.kernel,
+                                 pool=config.pool).to(device)
+    grid = pixel_grid(size, size, device=device)
+
+    def batch_fn(step):
+        g = step_generator(config.seed, step)
+        idx = torch.randint(len(train), (config.batch_size,), generator=g)
+        flip = torch.rand(config.batch_size, generator=g) < 0.5
+        x = train[idx.to(device)]
+        x = torch.where(flip.to(device).view(-1, 1, 1, 1), x.flip(-1), x)
+        return (x,)
+
+    def loss_fn(m, batch):
+        (x,) = batch
+        out = m(x, grid)                                       # [B, H*W, C]
+        return (out - x.flatten(2).transpose(1, 2)).pow(2).mean()
+
+    result = fit(model, loss_fn, batch_fn, steps=config.steps, lr=config.lr, device=device,
+                 checkpoint=checkpoint_path(ctx.results_dir, CHAPTER, "faces", config_hash(config)),
+                 checkpoint_every=500, log_every=max(1, config.steps // 50), desc="faces")
+    model.eval()
+    ts = torch.linspace(0, 1, config.n_steps_interp).tolist()
+    with torch.no_grad():
+        rec_test = model.render(test, size, size)
+        rec_train = model.render(train[:len(test)], size, size)
+        mse_test = (rec_test - test).pow(2).flatten(1).mean(1)
+        mse_train = (rec_train - train[:len(test)]).pow(2).flatten(1).mean(1)
+        # pairs of test images: the first n_pairs rows, and n_candidates searched for the failure row
+        g = torch.Generator().manual_seed(config.seed + 7)
+        cand = torch.stack([torch.randperm(len(test), generator=g)[:2] for _ in range(config.n_candidates)])
+        a, b = test[cand[:, 0]], test[cand[:, 1]]
+        weight_rows = _interpolation_rows(model, a, b, ts)                   # [n_cand, T, C, H, W]
+        tt = torch.tensor(ts, device=device).view(1, -1, 1, 1, 1)
+        pixel_rows = (1 - tt) * a.unsqueeze(1) + tt * b.unsqueeze(1)
+        bank = torch.cat([train, test])
+        inner = slice(1, len(ts) - 1)
+        d_weight = _nearest_distance(weight_rows[:, inner].flatten(0, 1), bank).view(len(cand), -1)
+        d_pixel = _nearest_distance(pixel_rows[:, inner].flatten(0, 1), bank).view(len(cand), -1)
+        # the failure row: the pair whose weight interpolation strays farthest from every real face
+        fail = int(d_weight.max(1).values[config.n_pairs:].argmax()) + config.n_pairs \
+            if len(cand) > config.n_pairs else len(cand) - 1
+        rows = list(range(min(config.n_pairs, len(cand)))) + [fail]
+        # endpoints reproduce the two target networks exactly
+        wa, wb = model.weights(a[:1]), model.weights(b[:1])
+        end0 = (model.target.render(interpolate_weights(wa, wb, 0.0), size, size)
+                - model.target.render(wa, size, size)).abs().max().item()
+        end1 = (model.target.render(interpolate_weights(wa, wb, 1.0), size, size)
+                - model.target.render(wb, size, size)).abs().max().item()
+        # layer-wise (F-F7): row i interpolates the first i layers, pair 0
+        layer_rows = torch.cat([_interpolation_rows(model, a[:1], b[:1], ts, layers=range(i))
+                                for i in range(1, len(model.target.layers) + 1)])
+        # similar images, similar weights: correlation of pairwise distances on the test set
+        wt = torch.cat([w for w in model.weights(test)], 1)
+        iu = torch.triu_indices(len(test), len(test), 1)
+        dw = torch.cdist(wt, wt)[iu[0], iu[1]]
+        dp = torch.cdist(test.flatten(1), test.flatten(1))[iu[0], iu[1]]
+        corr = float(torch.corrcoef(torch.stack([dw, dp]))[0, 1])
+    metrics = {
+        "targets": ["F-F1", "F-F6", "F-F7"], "data_source": source,
+        "throughput": round(result.items_per_s, 1), "train_wall_s": round(result.wall_s, 1),
+        "hyper_parameters": sum(p.numel() for p in model.parameters()),
+        "target_weights_per_image": sum(model.target.layer_sizes),
+        "test_psnr": float((10 * torch.log10(1 / mse_test)).mean()),
+        "train_psnr": float((10 * torch.log10(1 / mse_train)).mean()),
+        "endpoint_max_abs_diff": [end0, end1],
+        "nearest_face_rms_weight_interp": float(d_weight[rows[:-1]].mean()),
+        "nearest_face_rms_pixel_interp": float(d_pixel[rows[:-1]].mean()),
+        "failure_row_pair": cand[fail].tolist(),
+        "weight_pixel_distance_correlation": corr,
+    }
+    u8 = lambda x: (x.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()  # noqa: E731
+    arrays = {
+        "loss_curve": np.array(result.losses, dtype=np.float32),
+        "ts": np.array(ts, dtype=np.float32),
+        "weight_rows": u8(weight_rows[rows]), "pixel_rows": u8(pixel_rows[rows]),
+        "layer_rows": u8(layer_rows), "test_images": u8(test[:8]), "test_recon": u8(rec_test[:8]),
+        "row_is_failure": np.array([False] * (len(rows) - 1) + [True]),
+        "nearest_weight": d_weight[rows].cpu().numpy(), "nearest_pixel": d_pixel[rows].cpu().numpy(),
+    }
+    return metrics, arrays
+
+
+# ============================================================================ super-resolution data
+def load_sr_data(data: str, data_dir, test_limit: int | None = None):
+    """({set name: [uint8 HxWx3, ...]} for testing, [uint8 ...] for training, label)."""
+    if data == "standin":
+        train = list(standin_photographs("train").values())
+        test = {STANDIN_SET: list(standin_photographs("test").values())}
+        return test, train, ("scikit-image's bundled photographs (train: 11, test: 4, disjoint), "
+                             "a stand-in for DIV2K and Set5/Set14/B100/Urban100")
+    if data == "div2k":
+        train = load_sr_folder(data_dir, "DIV2K")
+        test = {name: load_sr_folder(data_dir, name)[:test_limit] for name in SR_TEST_SETS}
+        return test, train, "DIV2K (800 training images); Set5, Set14, B100, Urban100"
+    raise UnknownChoiceError("super-resolution data", data, ("standin", "div2k"))
+
+
+class PatchSampler:
+    """Random aligned (LR, HR) patch pairs from whole images down-scaled once per scale.
+
+    Images of one scale live in one padded uint8 tensor, so a batch is gathered by
+    one advanced-indexing call (no loop over the batch).
+    """
+
+    def __init__(self, images_u8, scales, device):
+        self.scales, self.device = tuple(scales), device
+        self.hr, self.lr, self.lr_sizes = {}, {}, {}
+        for s in self.scales:
+            hrs = [modcrop(to_tensor01(im), s) for im in images_u8]
+            lrs = [torch.from_numpy(quantise(downscale(h, s))).permute(2, 0, 1).float() for h in hrs]
+            self.hr[s] = self._pad([(h * 255).round().to(torch.uint8) for h in hrs]).to(device)
+            self.lr[s] = self._pad([(l * 255).round().to(torch.uint8) for l in lrs]).to(device)
+            self.lr_sizes[s] = torch.tensor([l.shape[-2:] for l in lrs], device=device)
+
+    @staticmethod
+    def _pad(images):
+        h = max(im.shape[-2] for im in images)
+        w = max(im.shape[-1] for im in images)
+        out = torch.zeros(len(images), 3, h, w, dtype=torch.uint8)
+        for k, im in enumerate(images):
+            out[k, :, :im.shape[-2], :im.shape[-1]] = im
+        return out
+
+    def sample(self, scale: int, batch: int, patch: int, g: torch.Generator):
+        n = torch.randint(len(self.lr_sizes[scale]), (batch,), generator=g).to(self.device)
+        sizes = self.lr_sizes[scale][n]
+        u = torch.rand(batch, 2, generator=g).to(self.device)
+        pos = (u * (sizes - patch + 1).clamp(min=1)).long()            # top-left corner in LR pixels
+        ar = torch.arange(patch, device=self.device)
+        c = torch.arange(3, device=self.device).view(1, 3, 1, 1)
+        rows, cols = pos[:, :1] + ar, pos[:, 1:] + ar
+        lr = self.lr[scale][n.view(-1, 1, 1, 1), c, rows.view(batch, 1, patch, 1), cols.view(batch, 1, 1, patch)]
+        ar_h = torch.arange(patch * scale, device=self.device)
+        rows_h, cols_h = pos[:, :1] * scale + ar_h, pos[:, 1:] * scale + ar_h
+        hr = self.hr[scale][n.view(-1, 1, 1, 1), c, rows_h.view(batch, 1, -1, 1), cols_h.view(batch, 1, 1, -1)]
+        return lr.float() / 255.0, hr.float() / 255.0
+
+
+def _test_pairs(test_sets, scale, max_side, device):
+    """Per test set: list of (name, HR [3,H,W], LR [3,h,w]) with HR mod-cropped (centre crop to max_side)."""
+    out = {}
+    for set_name, images in test_sets.items():
+        pairs = []
+        for k, im in enumerate(images):
+            hr = to_tensor01(im, device)
+            if max_side:
+                h, w = hr.shape[-2:]
+                top, left = max(0, (h - max_side) // 2), max(0, (w - max_side) // 2)
+                hr = hr[:, top:top + max_side, left:left + max_side]
+            hr = modcrop(hr, scale)
+            lr = torch.from_numpy(quantise(downscale(hr, scale))).permute(2, 0, 1).float().to(device)
+            pairs.append((k, hr, lr))
+        out[set_name] = pairs
+    return out
+
+
+# ============================================================================ hypernetwork SR
+@dataclass(frozen=True)
+class SRConfig:
+    data: str                        # 'standin' or 'div2k'
+    scales: tuple = (2, 3, 4)
+    patch: int = 16                  # LR patch side seen by the hypernetwork
+    hidden: tuple = (16, 32, 64, 32)
+    hyper_channels: int = 32
+    pool: int = 2
+    kernel: int = 5
+    steps: int = 1500
+    batch_size: int = 16
+    lr: float = 1e-3
+    test_max_side: int = 0           # 0: whole test images; else a centre crop of that side
+    test_limit: int = 0              # 0: every test image
+    time_1024: bool = True           # also time a 256 -> 1024 render (skipped in smoke)
+    seed: int = 0
+    code_version: int = 1
+
+    @classmethod
+    def for_profile(cls, profile: str) -> "SRConfig":
+        _check(profile)
+        if profile == "smoke":
+            return cls("standin", hidden=(8, 16, 32, 16), hyper_channels=8, steps=24, batch_size=4,
+                       test_max_side=48, test_limit=2, time_1024=False)
+        if profile == "reduced":
+            return cls("standin", pool=4, steps=700, batch_size=16, test_max_side=240)
+        return cls("div2k", hidden=(32, 64, 128, 64), hyper_channels=64, pool=4, steps=300_000,
+                   batch_size=16, patch=24)
+
+
+@dataclass(frozen=True)
+class SRCNNConfig:
+    data: str
+    scales: tuple = (2, 3, 4)
+    patch: int = 16                  # LR patch side (same sampler as the hypernetwork)
+    steps_per_scale: int = 500
+    batch_size: int = 16
+    lr: float = 1e-3
+    test_max_side: int = 0
+    test_limit: int = 0
+    seed: int = 0
+    code_version: int = 1
+
+    @classmethod
+    def for_profile(cls, profile: str) -> "SRCNNConfig":
+        _check(profile)
+        if profile == "smoke":
+            return cls("standin", steps_per_scale=8, batch_size=4, test_max_side=48, test_limit=2)
+        if profile == "reduced":
+            return cls("standin", steps_per_scale=400, batch_size=16, test_max_side=240)
+        return cls("div2k", steps_per_scale=200_000, batch_size=16, patch=11)
+
+
+def _limit(test_sets, limit):
+    return {k: (v[:limit] if limit else v) for k, v in test_sets.items()}
+
+
+def _score_table(rows):
+    """rows of (method, set, scale, image, psnr, ssim) -> mean per (method, set, scale)."""
+    table = {}
+    for method, set_name, scale, _, p, s in rows:
+        table.setdefault((method, set_name, scale), []).append((p, s))
+    return [{"method": m, "set": st, "scale": sc, "psnr": float(np.mean([v[0] for v in vals])),
+             "ssim": float(np.mean([v[1] for v in vals])), "images": len(vals)}
+            for (m, st, sc), vals in sorted(table.items())]
+
+
+def run_sr_hypernet(config: SRConfig, ctx):
+    device = ctx.device
+    seed_everything(config.seed)
+    test_sets, train_images, source = load_sr_data(config.data, ctx.data_dir)
+    test_sets = _limit(test_sets, config.test_limit)
+    sampler = PatchSampler(train_images, config.scales, device)
+    model = FunctionalImageModel(hidden=config.hidden, channels=3, use_alpha=True,
+                                 hyper_channels=config.hyper_channels, kernel=config.kernel,
+                                 pool=config.pool).to(device)
+
+    def batch_fn(step):
+        g = step_generator(config.seed, step)
+        scale = config.scales[step % len(config.scales)]
+        lr, hr = sampler.sample(scale, config.batch_size, config.patch, g)
+        return lr, hr, scale
+
+    def loss_fn(m, batch):
+        lr, hr, scale = batch
+        side = config.patch * scale
+        out = m(lr, pixel_grid(side, side, device=lr.device), alpha=float(scale))
+        return (out - hr.flatten(2).transpose(1, 2)).pow(2).mean()
+
+    result = fit(model, loss_fn, batch_fn, steps=config.steps, lr=config.lr, device=device,
+                 lr_schedule=lambda s: 0.1 if s >= 0.8 * config.steps else 1.0,
+                 checkpoint=checkpoint_path(ctx.results_dir, CHAPTER, "sr_hypernet", config_hash(config)),
+                 checkpoint_every=250, log_every=max(1, config.steps // 50), desc="sr_hypernet")
+    model.eval()
+    rows, figure = [], {}
+    for scale in config.scales:
+        for set_name, pairs in _test_pairs(test_sets, scale, config.test_max_side, device).items():
+            for k, hr, lr in pairs:
+                bic = bicubic_upscale(lr, hr.shape[-2:])
+                hyp = upscale(model, lr, scale, patch=config.patch)
+                rows.append(("bicubic", set_name, scale, k, psnr(hr, bic, scale), ssim(hr, bic, scale)))
+                rows.append(("hypernetwork", set_name, scale, k, psnr(hr, hyp, scale), ssim(hr, hyp, scale)))
+                if scale == 4 and k == 1 and not figure:     # F-F2: the second test image (chelsea offline)
+                    figure = {"f2_hr": hr, "f2_lr": lr, "f2_bicubic": bic, "f2_hypernetwork": hyp}
+    if not figure:
+        _, hr, lr = _test_pairs(test_sets, 4, config.test_max_side, device)[next(iter(test_sets))][0]
+        figure = {"f2_hr": hr, "f2_lr": lr, "f2_bicubic": bicubic_upscale(lr, hr.shape[-2:]),
+                  "f2_hypernetwork": upscale(model, lr, 4, patch=config.patch)}
+    # F-F3: resize to 2.5 x 1 (rows x2.5, columns x1), from the F-F2 low-resolution input
+    f3_in = figure["f2_lr"]
+    f3_out = upscale(model, f3_in, 2.5, 1.0, patch=config.patch)
+    f3_bic = bicubic_upscale(f3_in, f3_out.shape[-2:])
+    # speed: render a x4 up-scaled 256x256 image from a 64x64 input, and 1024x1024 from 256x256
+    timing = {}
+    for side in ((64, 256) if config.time_1024 else (64,)):
+        probe = torch.rand(3, side, side, generator=torch.Generator().manual_seed(0)).to(device)
+        upscale(model, probe, 4, patch=config.patch)                    # warm-up
+        times = []
+        for _ in range(2 if side == 256 else 3):
+            if str(device).startswith("cuda"):
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            upscale(model, probe, 4, patch=config.patch)
+            if str(device).startswith("cuda"):
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+        timing[f"render_x4_{side * 4}px_s"] = float(min(times))
+    u8 = lambda x: (x.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()  # noqa: E731
+    metrics = {
+        "targets": ["F-F2", "F-F3", "F-T1", "F-T2"], "data_source": source,
+        "throughput": round(result.items_per_s, 1), "train_wall_s": round(result.wall_s, 1),
+        "throughput_unit": "training patches/s", "hyper_parameters": sum(p.numel() for p in model.parameters()),
+        "target_weights_per_patch": sum(model.target.layer_sizes),
+        "scores": _score_table(rows), "per_image": [list(r) for r in rows], **timing,
+        "test_crop": config.test_max_side,
+    }
+    arrays = {"loss_curve": np.array(result.losses, dtype=np.float32),
+              **{k: u8(v) for k, v in figure.items()},
+              "f3_in": u8(f3_in), "f3_out": u8(f3_out), "f3_bicubic": u8(f3_bic)}
+    return metrics, arrays
+
+
+# ============================================================================ SRCNN baseline
+def srcnn_upscale(model: SRCNN, lr: torch.Tensor, size) -> torch.Tensor:
+    """SRCNN on the luminance of the bicubic up-scale; chroma from bicubic. RGB [3, H, W] in [0, 1]."""
+    bic = bicubic_upscale(lr, size)
+    with torch.no_grad():
+        y = model(rgb_to_y01(bic)[None])[0]
+    return y01_to_gray_rgb(y, bic)
+
+
+def run_sr_srcnn(config: SRCNNConfig, ctx):
+    device = ctx.device
+    seed_everything(config.seed)
+    test_sets, train_images, source = load_sr_data(config.data, ctx.data_dir)
+    test_sets = _limit(test_sets, config.test_limit)
+    sampler = PatchSampler(train_images, config.scales, device)
+    rows, throughputs, walls, curves = [], [], [], []
+    for scale in config.scales:                          # one model per scale, as in SRCNN
+        model = SRCNN().to(device)
+
+        def batch_fn(step, scale=scale):
+            g = step_generator(config.seed + scale, step)
+            lr, hr = sampler.sample(scale, config.batch_size, config.patch, g)
+            return rgb_to_y01(bicubic_upscale(lr, hr.shape[-2:])), rgb_to_y01(hr)
+
+        def loss_fn(m, batch):
+            x, y = batch
+            return (m(x) - y).pow(2).mean()
+
+        result = fit(model, loss_fn, batch_fn, steps=config.steps_per_scale, lr=config.lr, device=device,
+                     checkpoint=checkpoint_path(ctx.results_dir, CHAPTER, f"sr_srcnn_x{scale}", config_hash(config)),
+                     checkpoint_every=250, log_every=max(1, config.steps_per_scale // 25), desc=f"srcnn x{scale}")
+        model.eval()
+        throughputs.append(result.items_per_s)
+        walls.append(result.wall_s)
+        curves.append(np.array(result.losses, dtype=np.float32))
+        for set_name, pairs in _test_pairs(test_sets, scale, config.test_max_side, device).items():
+            for k, hr, lr in pairs:
+                out = srcnn_upscale(model, lr, hr.shape[-2:])
+                rows.append(("SRCNN", set_name, scale, k, psnr(hr, out, scale), ssim(hr, out, scale)))
+    metrics = {"targets": ["F-T1", "F-T2"], "data_source": source,
+               "throughput": round(float(np.mean(throughputs)), 1), "throughput_unit": "training patches/s",
+               "train_wall_s": round(float(sum(walls)), 1), "scores": _score_table(rows),
+               "per_image": [list(r) for r in rows], "test_crop": config.test_max_side}
+    arrays = {f"loss_curve_x{s}": c for s, c in zip(config.scales, curves)}
+    return metrics, arrays
+
+
+# ============================================================================ entry points
+RUNNERS = {
+    "faces": (FacesConfig.for_profile, run_faces),
+    "sr_hypernet": (SRConfig.for_profile, run_sr_hypernet),
+    "sr_srcnn": (SRCNNConfig.for_profile, run_sr_srcnn),
+}
+
+
+def run(ctx, experiment: str, overrides: dict | None = None):
+    """Record (or load) one experiment of this chapter in `ctx`."""
+    if experiment not in RUNNERS:
+        raise UnknownChoiceError("functional-images experiment", experiment, RUNNERS)
+    config_for, fn = RUNNERS[experiment]
+    return ctx.run(experiment, config_for, fn, overrides)
+
+
+def score_frame(records: dict):
+    """PSNR/SSIM tables: one row per (set, scale), our methods beside the document's (RDN quoted)."""
+    import pandas as pd
+    ours = {}
+    for rec in records.values():
+        for row in rec.metrics["scores"]:
+            ours[(row["method"], row["set"], row["scale"])] = row
+    out = []
+    sets = sorted({k[1] for k in ours})
+    for set_name in sets:
+        for scale in sorted({k[2] for k in ours if k[1] == set_name}):
+            row = {"set": set_name, "scale": f"x{scale}"}
+            for m in ("bicubic", "SRCNN", "hypernetwork"):
+                r = ours.get((m, set_name, scale))
+                row[f"ours {m} PSNR"] = None if r is None else round(r["psnr"], 2)
+                row[f"ours {m} SSIM"] = None if r is None else round(r["ssim"], 4)
+            out.append(row)
+    return pd.DataFrame(out)

@@ -1,0 +1,428 @@
+"""HE-CNN experiments: MNIST / R-MNIST / 90-MNIST classification (Tables 1, 2, 5, 6, appendix B.1), generated
+filters (Figures 5, 7), and the speed of per-sample filters.
+
+Data. MNIST (real, from the foundation's loader). R-MNIST is MNIST with every
+image turned by its own angle drawn uniformly from [0, 360) degrees (bilinear,
+background 0, seeds fixed: training set seed 1, test set seed 2); 90-MNIST is
+the test set turned by exactly 90 degrees counter-clockwise. Both have 60k / 10k
+images, like the document's. Pixels are scaled to [-1, 1].
+
+Parameter mode. Hypernetwork models are trained and tested with parameters
+averaged over the batch (the document's choice, appendix C.2) unless a config
+says 'sample'. Test batches keep a fixed order, so each 90-MNIST batch is the
+exact turn of the matching MNIST batch and the models' invariance carries over
+to accuracy.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data.mnist import load_mnist, to_signed
+from ..data.transforms import rotate
+from ..errors import UnknownChoiceError
+from ..layers.group_ops import rot
+from ..layers.per_sample_conv import looped_conv2d, per_sample_conv2d
+from ..models.hecnn import D4nHECNN, HyperCNN, StaticNet, build, count_parameters
+from ..results import config_hash
+from ..train import checkpoint_path, fit, seed_everything, step_generator
+
+CHAPTER = "hecnn"
+TEST_SETS = ("MNIST", "R-MNIST", "90-MNIST")
+HYPER_LR_SMALL = 2e-4      # C.3: 0.001 for CNN and Z4-CNN, 0.0002 for HE-CNN
+STATIC_LR = 1e-3
+REGULAR_LR = 7.5e-5        # C.3, second experiment
+
+# experiment -> (model, training set, targets)
+RUNS = {
+    "t1_cnn_mnist": ("cnn", "mnist", ["E-T1", "E-F1"]),
+    "t1_z4cnn_mnist": ("z4cnn", "mnist", ["E-T1", "E-F1"]),
+    "t1_hecnn_l_mnist": ("hecnn_l", "mnist", ["E-T1", "E-F1"]),
+    "t1_cnn_rmnist": ("cnn", "rmnist", ["E-T1", "E-F1"]),
+    "t1_z4cnn_rmnist": ("z4cnn", "rmnist", ["E-T1", "E-F1", "E-T5"]),
+    "t1_hecnn_l_rmnist": ("hecnn_l", "rmnist", ["E-T1", "E-F1", "E-T5"]),
+    "t5_dynamic_z4cnn_rmnist": ("dynamic_z4cnn", "rmnist", ["E-T5"]),
+    "b1_rotation_loss_mnist": ("dynamic_cnn", "mnist", ["E-B1"]),
+    "t2_cnn_regular": ("cnn_regular", "rmnist", ["E-T2"]),
+    "t2_p4cnn_regular": ("p4cnn_regular", "rmnist", ["E-T2"]),
+    "t2_hecnn_regular": ("hecnn_regular", "rmnist", ["E-T2", "E-T6"]),
+    "t2_hecnn_l_regular": ("hecnn_l_regular", "rmnist", ["E-T2", "E-T6"]),
+    "t2_d8_hecnn_l_regular": ("d8_hecnn_l_regular", "rmnist", ["E-T2"]),
+    "t2_d16_hecnn_l_regular": ("d16_hecnn_l_regular", "rmnist", ["E-T2"]),
+    "t6_hecnn_n_regular": ("hecnn_n_regular", "rmnist", ["E-T6"]),
+}
+SMALL_RUNS = [k for k in RUNS if not k.startswith(("t2", "t6"))]
+REGULAR_RUNS = [k for k in RUNS if k.startswith(("t2", "t6"))]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str
+    train_set: str            # 'mnist' | 'rmnist'
+    steps: int
+    batch_size: int
+    lr: float
+    param_mode: str = "batch"
+    n_test: int = 10_000      # images per test set (first n of the 10k)
+    rotation_loss: float = 0.0   # weight of appendix B.1's rotation loss (dynamic_cnn only)
+    seed: int = 0
+    code_version: int = 1
+
+
+def _lr(model: str) -> float:
+    if model.endswith("regular"):
+        return REGULAR_LR
+    return STATIC_LR if model in ("cnn", "z4cnn") else HYPER_LR_SMALL
+
+
+def config_for(experiment: str):
+    if experiment not in RUNS:
+        raise UnknownChoiceError("HE-CNN experiment", experiment, RUNS)
+    model, train_set, _ = RUNS[experiment]
+    regular = experiment in REGULAR_RUNS
+    rot_loss = 1.0 if experiment.startswith("b1") else 0.0
+
+    def make(profile: str) -> TrainConfig:
+        if profile == "smoke":
+            return TrainConfig(model, train_set, steps=6 if regular else 12, batch_size=8, lr=_lr(model),
+                               n_test=64, rotation_loss=rot_loss)
+        if profile == "reduced":   # a fraction of one epoch at the document's batch size, on 2 CPU cores
+            return TrainConfig(model, train_set, steps=300 if regular else 900, batch_size=32, lr=_lr(model),
+                               n_test=1000 if regular else 2000, rotation_loss=rot_loss)
+        if profile == "full":      # C.3: batch 32; the document trains 150-250+ epochs before accuracy rises
+            epochs = 250
+            return TrainConfig(model, train_set, steps=epochs * 60_000 // 32, batch_size=32, lr=_lr(model),
+                               n_test=10_000, rotation_loss=rot_loss)
+        raise UnknownChoiceError("training profile", profile, ("smoke", "reduced", "full"))
+    return make
+
+
+# ----------------------------------------------------------------------------- data
+def rmnist_angles(n: int, seed: int) -> torch.Tensor:
+    """The angle of every image of an R-MNIST split: uniform in [0, 360) degrees, fixed by the seed."""
+    return torch.rand(n, generator=torch.Generator().manual_seed(seed)) * 360.0
+
+
+def turn_u8(images_u8: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+    """Turn uint8 images [N, 28, 28] by their angles (bilinear, background 0), rounded back to uint8."""
+    x = images_u8.float().unsqueeze(1)
+    return rotate(x, angles.to(x.device), fill=0.0).round().clamp(0, 255).to(torch.uint8)[:, 0]
+
+
+def rotated_mnist(images_u8: torch.Tensor, seed: int, chunk: int = 10_000, count: int | None = None):
+    """R-MNIST: each image turned by its own uniform angle in [0, 360) (bilinear, background 0), as uint8.
+
+    Angles are drawn for all N images, so the first `count` images are the same whatever `count` is."""
+    angles = rmnist_angles(images_u8.shape[0], seed)
+    count = images_u8.shape[0] if count is None else count
+    out = torch.empty_like(images_u8[:count])
+    for s in range(0, count, chunk):
+        e = min(count, s + chunk)
+        out[s:e] = turn_u8(images_u8[s:e], angles[s:e])
+    return out, angles[:count]
+
+
+RMNIST_TRAIN_SEED, RMNIST_TEST_SEED = 1, 2
+
+
+def datasets(data_dir, device="cpu", n_test: int = 10_000):
+    """Training sets {'mnist': (x, y, None), 'rmnist': (x, y, angles)} (R-MNIST training images are turned when a
+    batch is drawn, which gives the same images as turning all 60k first) and test sets {name: (x, y)}, uint8."""
+    tr_x, tr_y = load_mnist(data_dir, train=True, device=device)
+    all_te_x, all_te_y = load_mnist(data_dir, train=False, device=device)
+    te_x, te_y = all_te_x[:n_test], all_te_y[:n_test]
+    train = {"mnist": (tr_x, tr_y, None), "rmnist": (tr_x, tr_y, rmnist_angles(tr_x.shape[0], RMNIST_TRAIN_SEED))}
+    test = {"MNIST": (te_x, te_y),
+            "R-MNIST": (rotated_mnist(all_te_x, RMNIST_TEST_SEED, count=n_test)[0], te_y),
+            "90-MNIST": (rot(te_x, 1), te_y)}
+    return train, test
+
+
+_DATA_CACHE: dict = {}
+
+
+def _cached_datasets(data_dir, device, n_test):
+    key = (str(data_dir), str(device), n_test)
+    if key not in _DATA_CACHE:
+        _DATA_CACHE.clear()
+        _DATA_CACHE[key] = datasets(data_dir, device, n_test)
+    return _DATA_CACHE[key]
+
+
+# ----------------------------------------------------------------------------- training and testing
+def forward(model, x, mode):
+    return model(x, mode) if isinstance(model, (HyperCNN, D4nHECNN, StaticNet)) else model(x)
+
+
+def rotation_loss(model: HyperCNN, x: torch.Tensor, mode: str) -> torch.Tensor:
+    """Appendix B.1: generated filters of the input turned by g+1 should be the filters of the input turned by g,
+    turned once: mean over g of MSE(w((g+1)x), rot w(gx)), over the convolutional layers."""
+    gens = [model.generate(rot(x, g), mode) for g in range(4)]
+    terms = []
+    for g in range(4):
+        for (w0, _), (w1, _), (kind, *_r) in zip(gens[g], gens[(g + 1) % 4], model.layout):
+            if kind == "conv":
+                terms.append(F.mse_loss(w1, rot(w0, 1)))
+    return torch.stack(terms).mean()
+
+
+@torch.no_grad()
+def accuracy(model, images_u8, labels, mode: str, batch: int = 250) -> float:
+    model.eval()
+    correct = 0
+    for s in range(0, images_u8.shape[0], batch):
+        logits = forward(model, to_signed(images_u8[s:s + batch]), mode)
+        correct += (logits.argmax(1) == labels[s:s + batch]).sum().item()
+    return 100.0 * correct / images_u8.shape[0]
+
+
+def equivariance_difference(acc_mnist: float, acc_90: float) -> float:
+    """The document's measure: |difference| / sum of the MNIST and 90-MNIST accuracies, in percent."""
+    total = acc_mnist + acc_90
+    return 100.0 * abs(acc_mnist - acc_90) / total if total else 0.0
+
+
+def train_experiment(experiment: str):
+    """fn(config, ctx) for ctx.run: train one model and test it on the three test sets."""
+    targets = RUNS[experiment][2]
+
+    def fn(config: TrainConfig, ctx):
+        seed_everything(config.seed)
+        device = ctx.device
+        train, test = _cached_datasets(ctx.data_dir, device, config.n_test)
+        tr_x, tr_y, tr_angles = train[config.train_set]
+        model = build(config.model).to(device)
+        mode = config.param_mode
+        n = tr_x.shape[0]
+
+        def batch_fn(step):
+            g = step_generator(config.seed, step)
+            idx = torch.randint(n, (config.batch_size,), generator=g).to(device)
+            images = tr_x[idx] if tr_angles is None else turn_u8(tr_x[idx], tr_angles[idx.cpu()])
+            return to_signed(images), tr_y[idx], step
+
+        def loss_fn(m, batch):
+            x, y, step = batch
+            if isinstance(m, D4nHECNN):      # C.3: Z4 alone for the first half, then the D4n average
+                m.average = step >= config.steps // 2
+            loss = F.cross_entropy(forward(m, x, mode), y)
+            if config.rotation_loss:
+                loss = loss + config.rotation_loss * rotation_loss(m, x, mode)
+            return loss
+
+        ckpt = checkpoint_path(ctx.results_dir, CHAPTER, experiment, config_hash(config))
+        result = fit(model, loss_fn, batch_fn, steps=config.steps, lr=config.lr, device=device,
+                     checkpoint=ckpt, checkpoint_every=500, log_every=max(1, config.steps // 40),
+                     desc=experiment, progress=False)
+        if isinstance(model, D4nHECNN):
+            model.average = True
+        accs = {name: accuracy(model, x, y, mode) for name, (x, y) in test.items()}
+        accs["Average"] = float(np.mean([accs[t] for t in TEST_SETS]))
+        metrics = {"targets": targets, "accuracy": accs,
+                   "equivariance_difference": equivariance_difference(accs["MNIST"], accs["90-MNIST"]),
+                   "parameters": count_parameters(model), "throughput": result.items_per_s,
+                   "train_wall_s": result.wall_s, "steps": config.steps,
+                   "epochs": config.steps * config.batch_size / n, "final_loss": result.losses[-1][1]}
+        arrays = {"loss_curve": np.array(result.losses, dtype=np.float64)}
+        return metrics, arrays
+    return fn
+
+
+# ----------------------------------------------------------------------------- generated filters (E-F5, E-F7)
+@dataclass(frozen=True)
+class FilterConfig:
+    image_index: int = 0      # which MNIST test image
+    seed: int = 0
+    code_version: int = 2
+
+
+def filters_config_for(profile: str) -> FilterConfig:
+    if profile not in ("smoke", "reduced", "full"):
+        raise UnknownChoiceError("training profile", profile, ("smoke", "reduced", "full"))
+    return FilterConfig()
+
+
+def filters_experiment(config: FilterConfig, ctx):
+    """Filters generated for an MNIST digit x and for x turned by 90 degrees (regular HE-CNN-L, layers 3 and 7),
+    the MSE after turning the second set back (Figure 5), and the same for an equivariant generator (Figure 7).
+
+    The models are at initialisation: the property is structural, it holds for any generator weights."""
+    seed_everything(config.seed)
+    x_u8, _ = load_mnist(ctx.data_dir, train=False)
+    x = to_signed(x_u8[config.image_index:config.image_index + 1])
+    xr = rot(x, 1)
+    arrays, metrics = {"image": x[0, 0].numpy(), "image_turned": xr[0, 0].numpy()}, {"targets": ["E-F5", "E-F7"]}
+    with torch.no_grad():
+        model = build("hecnn_l_regular").eval()
+        p0, p1 = model.generate(x), model.generate(xr)
+        conv_idx = [i for i, (kind, *_r) in enumerate(model.layout) if kind == "conv"]
+        mses = {}
+        for layer in (3, 7):                      # the document's 3rd and 7th layer, counted from 1
+            i = conv_idx[layer - 1]
+            w0, w1 = p0[i][0][0], p1[i][0][0]    # [O, C, k, k] of the single image
+            mses[layer] = float(((rot(w1, -1) - w0) ** 2).mean())
+            arrays[f"layer{layer}_x"] = w0[:4, 0].numpy()
+            arrays[f"layer{layer}_turned"] = w1[:4, 0].numpy()
+        metrics["mse_turned_back"] = {str(k): v for k, v in mses.items()}
+        metrics["mse_max_all_conv_layers"] = max(float(((rot(p1[i][0][0], -1) - p0[i][0][0]) ** 2).mean())
+                                                 for i in conv_idx)
+        # Figure 7: non-equivariant vs equivariant NEP generator (small HE-CNN-L; layer 2 has 2x2 filters)
+        for name in ("hecnn_l", "hecnn_l_eqgen"):
+            m = build(name).eval()
+            params = m.generate(x)
+            asym = []
+            for i, (kind, *_r) in enumerate(m.layout):
+                if kind == "conv" and m.main.param_layers[i][2]["k"] > 1:
+                    w = params[i][0][0]
+                    asym.append(float((rot(w, 1) - w).norm() / w.norm()))
+            metrics[f"asymmetry_{name}"] = asym
+            arrays[f"{name}_filters"] = params[1][0][0][:8, :4].numpy()    # layer 2: 8 outputs x 4 inputs, 2x2
+    # stated tolerances: the document's MSE < 1e-6 (E-F5); collapse = asymmetry < 1e-5 with, and > 1e-3 without (E-F7)
+    collapse = max(metrics["asymmetry_hecnn_l_eqgen"]) < 1e-5 and min(metrics["asymmetry_hecnn_l"]) > 1e-3
+    metrics["verdicts"] = {"E-F5": "matches" if metrics["mse_max_all_conv_layers"] < 1e-6 else "diverges",
+                           "E-F7": "matches" if collapse else "diverges"}
+    return metrics, arrays
+
+
+# ----------------------------------------------------------------------------- speed
+@dataclass(frozen=True)
+class BenchConfig:
+    batch_size: int = 128
+    repeat: int = 3
+    code_version: int = 1
+
+
+def bench_config_for(profile: str) -> BenchConfig:
+    if profile == "smoke":
+        return BenchConfig(batch_size=32, repeat=1)
+    if profile in ("reduced", "full"):
+        return BenchConfig(batch_size=128, repeat=3)
+    raise UnknownChoiceError("training profile", profile, ("smoke", "reduced", "full"))
+
+
+class LoopedHECNN(torch.nn.Module):
+    """HE-CNN-L with per-sample filters applied by a Python loop over the batch (the naive reference)."""
+
+    def __init__(self, model: HyperCNN):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x, mode="sample"):
+        params = self.model.generate(x, "sample")
+        return torch.cat([self.model.main(x[i:i + 1], [(w[i:i + 1], None if b is None else b[i:i + 1])
+                                                       for w, b in params]) for i in range(x.shape[0])])
+
+
+def benchmark_experiment(config: BenchConfig, ctx):
+    """Images/s, forward + backward, for the plain CNN and HE-CNN-L's three ways of applying its filters."""
+    from ..bench import best_time
+    seed_everything(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)     # one thread: on a shared CPU, more threads made timings erratic
+    try:
+        return _benchmark(config, device=ctx.device)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _benchmark(config: BenchConfig, device):
+    from ..bench import best_time
+    x = torch.randn(config.batch_size, 1, 28, 28, device=device)
+    y = torch.randint(0, 10, (config.batch_size,), device=device)
+    hec = build("hecnn_l").to(device)
+    cases = {"plain CNN": (build("cnn").to(device), "sample"),
+             "HE-CNN-L, batch-averaged": (hec, "batch"),
+             "HE-CNN-L, per-sample batched": (hec, "sample"),
+             "HE-CNN-L, per-sample loop": (LoopedHECNN(hec), "sample")}
+    ips = {}
+    for name, (model, mode) in cases.items():
+        def step():
+            model.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x, mode), y).backward()
+        ips[name] = config.batch_size / best_time(step, repeat=config.repeat)
+    # the kernel alone: one grouped convolution vs a loop of convolutions, 16 -> 16 channels, 2x2, 27x27 maps
+    xs = torch.randn(config.batch_size, 16, 27, 27, device=device)
+    ws = torch.randn(config.batch_size, 16, 16, 2, 2, device=device)
+    with torch.no_grad():
+        grouped = best_time(lambda: per_sample_conv2d(xs, ws), repeat=config.repeat)
+        looped = best_time(lambda: looped_conv2d(xs, ws), repeat=config.repeat)
+        plain = best_time(lambda: F.conv2d(xs, ws[0]), repeat=config.repeat)
+    metrics = {"targets": [], "images_per_s": ips, "batch_size": config.batch_size,
+               "ratio_batched_over_loop": ips["HE-CNN-L, per-sample batched"] / ips["HE-CNN-L, per-sample loop"],
+               "ratio_averaged_over_batched": ips["HE-CNN-L, batch-averaged"] / ips["HE-CNN-L, per-sample batched"],
+               "ratio_plain_over_batched": ips["plain CNN"] / ips["HE-CNN-L, per-sample batched"],
+               "kernel_ms": {"grouped per-sample conv": grouped * 1e3, "looped per-sample conv": looped * 1e3,
+                             "plain conv (shared filters)": plain * 1e3},
+               "torch_threads": torch.get_num_threads()}
+    return metrics, {}
+
+
+# ----------------------------------------------------------------------------- drawings from the code (E-F3, E-F4)
+def combiner_demo(k: int = 4):
+    """Four labelled pieces and the filter the combiner assembles from them (pieces hold 10 g + position)."""
+    from ..layers.group_ops import assemble_filter, piece_size
+    p = piece_size(k)
+    pieces = torch.stack([10.0 * g + torch.arange(1, p * p + 1, dtype=torch.float32).reshape(p, p) for g in range(4)])
+    return pieces, assemble_filter(pieces, k)
+
+
+def linear_demo(d: int = 4):
+    """The orbits of a flattened d x d map under a quarter turn and where the combiner puts each column c_g."""
+    from ..layers.group_ops import linear_orbits, linear_placement
+    return linear_orbits(d), linear_placement(d)
+
+
+# ----------------------------------------------------------------------------- chapter helpers
+def run(ctx, name: str):
+    """Record (or load) one training experiment of RUNS."""
+    return ctx.run(name, config_for(name), train_experiment(name))
+
+
+def run_filters(ctx):
+    return ctx.run("filters", filters_config_for, filters_experiment)
+
+
+def run_benchmark(ctx):
+    return ctx.run("benchmark", bench_config_for, benchmark_experiment)
+
+
+CHECKED_MODELS = ("cnn", "z4cnn", "hecnn_l", "dynamic_z4cnn", "dynamic_cnn", "hecnn_l_eqgen", "p4cnn_regular",
+                  "hecnn_l_regular")
+
+
+def _band(err: float) -> str:
+    """A machine-independent reading of an error: exact to float64 rounding, or clearly not."""
+    if err < 1e-9:
+        return "< 1e-9 (invariant)"
+    if err > 1e-4:
+        return "> 1e-4 (NOT invariant)"
+    return "between 1e-9 and 1e-4"
+
+
+@torch.no_grad()
+def invariance_table(models=CHECKED_MODELS, seed: int = 0, batch: int = 3):
+    """For random inputs in float64: the largest change of the logits when the (whole batch of) input(s) turns by
+    90, 180, 270 degrees, relative to the largest logit; per-sample and batch-averaged parameters."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        torch.manual_seed(seed)
+        x = torch.randn(batch, 1, 28, 28)
+        rows = []
+        for name in models:
+            model = build(name).eval()
+            row = {"model": name, "parameters": count_parameters(model)}
+            for mode in ("sample", "batch"):
+                ref = model(x, mode)
+                scale = ref.abs().max()
+                err = max(((model(rot(x, g), mode) - ref).abs().max() / scale).item() for g in (1, 2, 3))
+                row[f"turns, {mode} parameters"] = _band(err)
+            rows.append(row)
+        return rows
+    finally:
+        torch.set_default_dtype(old)

@@ -1,0 +1,414 @@
+"""HE-CNN: a dynamic hypernetwork that generates rotation-equivariant filters for a plain CNN,
+with the plain CNN and Z4-CNN (P4 group convolution) baselines.
+
+One description of a main network (`MainNet`, a tuple of layer specs) serves
+three ways of filling its parameters:
+
+- `StaticNet`: ordinary learned parameters (the CNN and Z4-CNN baselines);
+- `HyperCNN(combiner='pieces')`: HE-CNN. The NEP generator sees the input
+  turned by 0, 90, 180 and 270 degrees and emits parameter *pieces*; the
+  equivariant combiner (`hyperbook.layers.group_ops`) assembles filters that
+  turn with the input (Theorem 1) and a first linear layer whose output is
+  invariant (Theorem 4); biases and later linear layers are averaged.
+  `light=True` is HE-CNN-L (per-layer low-rank heads of rank r);
+- `HyperCNN(combiner='naive')`: HE-CNN-N, full parameters from each turned
+  input, turned back and averaged (appendix B.2);
+- `HyperCNN(combiner='none')`: a plain dynamic hypernetwork, e.g. the dynamic
+  Z4-CNN ablation (Table 5) or the rotation-loss attempt (appendix B.1).
+
+`D4nHECNN` averages a model's logits over D4n / Z4 (section 4.4).
+
+Generated parameters are used either per sample (each image its own
+filters: the exactly equivariant model, run as one grouped convolution) or
+averaged over the batch (`mode='batch'`, the document's memory saving, C.2;
+equivariant when the whole batch is turned).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..data.transforms import rotate
+from ..errors import UnknownChoiceError
+from ..layers.group_ops import (P4GroupConv, P4LiftConv, assemble_filter, assemble_linear, combine_mean,
+                                flip, group_weight, lift_weight, linear_orbits, piece_size, rot,
+                                rotate_back_mean)
+from ..layers.per_sample_conv import per_sample_conv2d, per_sample_linear
+
+MODES = ("sample", "batch")
+
+# ----------------------------------------------------------------------------- architectures (appendix C.3)
+# Spec entries: ("conv", cin, cout, k, stride, padding, bias), ("lift"/"gconv", cin, cout, k, stride, padding, bias),
+# ("relu",), ("maxpool", 2), ("pool", d) adaptive average pool to d x d, ("gpool",) mean over space and rotations,
+# ("flatten",), ("linear", n_in, n_out).
+
+
+def small_cnn(pool: int = 1):
+    """Table 1's CNN: four 2x2 convolutions with 16 channels (input layer + 3 hidden), global pooling, linear.
+
+    With pool=1 it has exactly the document's 3370 parameters; HE-CNN's main
+    network uses pool=2 (appendix C.3: adaptive pooling to 2 instead of 1, so
+    the linear combiner has a map to permute).
+    """
+    layers = [("conv", 1, 16, 2, 1, 0, True), ("relu",)]
+    for _ in range(3):
+        layers += [("conv", 16, 16, 2, 1, 0, True), ("relu",)]
+    return tuple(layers + [("pool", pool), ("flatten",), ("linear", 16 * pool * pool, 10)])
+
+
+def small_z4cnn():
+    """Table 1's Z4-CNN: the same layers as P4 convolutions without biases, pooled over space and rotations.
+
+    No biases in the group convolutions is the reading that gives the document's 12522 parameters.
+    """
+    layers = [("lift", 1, 16, 2, 1, 0, False), ("relu",)]
+    for _ in range(3):
+        layers += [("gconv", 16, 16, 2, 1, 0, False), ("relu",)]
+    return tuple(layers + [("gpool",), ("linear", 16, 10)])
+
+
+def regular_cnn(channels: int = 20):
+    """E-T2's main network (Cohen & Welling's Z2CNN shape): six 3x3 and one 4x4 convolution of 20
+    channels, max pooling after the second (28 -> 26 -> 24 -> 12 -> 10 -> 8 -> 6 -> 4 -> 1), then linear
+    20 -> 100 -> 10."""
+    c = channels
+    layers = [("conv", 1, c, 3, 1, 0, True), ("relu",), ("conv", c, c, 3, 1, 0, True), ("relu",), ("maxpool", 2)]
+    for _ in range(4):
+        layers += [("conv", c, c, 3, 1, 0, True), ("relu",)]
+    layers += [("conv", c, c, 4, 1, 0, True), ("relu",), ("flatten",), ("linear", c, 100), ("relu",),
+               ("linear", 100, 10)]
+    return tuple(layers)
+
+
+def regular_p4cnn(channels: int = 20):
+    """E-T2's P4-CNN: the same layers as P4 convolutions, pooled over space and rotations before the linear layers."""
+    c = channels
+    layers = [("lift", 1, c, 3, 1, 0, True), ("relu",), ("gconv", c, c, 3, 1, 0, True), ("relu",), ("maxpool", 2)]
+    for _ in range(4):
+        layers += [("gconv", c, c, 3, 1, 0, True), ("relu",)]
+    layers += [("gconv", c, c, 4, 1, 0, True), ("relu",), ("gpool",), ("linear", c, 100), ("relu",),
+               ("linear", 100, 10)]
+    return tuple(layers)
+
+
+SMALL_GENERATOR = ((1, 16, 2, 1), (16, 16, 3, 2))   # (cin, cout, k, stride): "2 conv layers, 16 channels";
+# stride 2 only where (size - k) is even, so that the sampling grid is symmetric under turns (28 -> 27 -> 13)
+REGULAR_GENERATOR = ((1, 16, 3, 2), (16, 32, 3, 2), (32, 32, 4, 1))   # C.3: [16, 32, 32], [3, 3, 4], [2, 2, 1]
+
+
+# ----------------------------------------------------------------------------- the main network
+class MainNet(nn.Module):
+    """Runs a layer spec with parameters given at call time: shared ([O, ...]) or per sample ([B, O, ...])."""
+
+    def __init__(self, spec, in_size: int = 28):
+        super().__init__()
+        self.spec = tuple(spec)
+        self.in_size = in_size
+        self.param_layers = []     # (spec index, kind, info dict)
+        size, channels, flat_seen = in_size, spec[0][1], False
+        for i, layer in enumerate(self.spec):
+            kind = layer[0]
+            if kind in ("conv", "lift", "gconv"):
+                _, cin, cout, k, stride, pad, bias = layer
+                self.param_layers.append((i, kind, dict(cin=cin, cout=cout, k=k, bias=bias)))
+                size = (size + 2 * pad - k) // stride + 1
+                channels = cout
+            elif kind == "maxpool":
+                size //= layer[1]
+            elif kind == "pool":
+                size = layer[1]
+            elif kind == "gpool":
+                size = 1
+            elif kind == "linear":
+                first = not flat_seen
+                self.param_layers.append((i, "linear0" if first else "linear",
+                                          dict(n_in=layer[1], n_out=layer[2], channels=channels, d=size, bias=True)))
+                if first and layer[1] != channels * size * size:
+                    raise ValueError(f"linear layer {i} expects {layer[1]} inputs, the map gives "
+                                     f"{channels}x{size}x{size}")
+                flat_seen = True
+        self.feature_size = size
+
+    def param_shapes(self):
+        """Full parameter shapes, one (weight shape, bias shape or None) per parametrised layer."""
+        shapes = []
+        for _, kind, info in self.param_layers:
+            if kind == "conv":
+                w = (info["cout"], info["cin"], info["k"], info["k"])
+            elif kind == "lift":
+                w = (info["cout"], info["cin"], info["k"], info["k"])
+            elif kind == "gconv":
+                w = (info["cout"], info["cin"], 4, info["k"], info["k"])
+            else:
+                w = (info["n_out"], info["n_in"])
+            shapes.append((w, (w[0],) if info["bias"] else None))
+        return shapes
+
+    def forward(self, x, params, return_features: bool = False):
+        """params: list of (weight, bias) per parametrised layer. Returns logits (and the last feature maps)."""
+        it = iter(params)
+        features = None
+        for layer in self.spec:
+            kind = layer[0]
+            if kind in ("conv", "lift", "gconv"):
+                w, b = next(it)
+                stride, pad = layer[4], layer[5]
+                if kind == "lift":
+                    w = lift_weight(w)
+                    b = None if b is None else b.repeat_interleave(4, dim=-1)
+                elif kind == "gconv":
+                    w = group_weight(w)
+                    b = None if b is None else b.repeat_interleave(4, dim=-1)
+                x = per_sample_conv2d(x, w, b, stride=stride, padding=pad)
+            elif kind == "relu":
+                x = F.relu(x)
+            elif kind == "maxpool":
+                x = F.max_pool2d(x, layer[1])
+            elif kind == "pool":
+                x = F.adaptive_avg_pool2d(x, layer[1])
+            elif kind == "gpool":
+                features = x
+                x = x.mean(dim=(-2, -1)).reshape(x.shape[0], -1, 4).mean(-1)
+            elif kind == "flatten":
+                features = x
+                x = x.flatten(1)
+            elif kind == "linear":
+                w, b = next(it)
+                x = per_sample_linear(x, w, b)
+        return (x, features) if return_features else x
+
+
+def _init_param(shape, fan_in):
+    bound = 1.0 / math.sqrt(fan_in)
+    return nn.Parameter(torch.empty(shape).uniform_(-bound, bound))
+
+
+class StaticNet(nn.Module):
+    """A main network with its own learned parameters (plain CNN, Z4-CNN, P4-CNN)."""
+
+    def __init__(self, spec, in_size: int = 28):
+        super().__init__()
+        self.main = MainNet(spec, in_size)
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        self.has_bias = []
+        for (wshape, bshape), (_, kind, info) in zip(self.main.param_shapes(), self.main.param_layers):
+            fan_in = math.prod(wshape[1:])
+            w = nn.Parameter(torch.empty(wshape))
+            nn.init.kaiming_uniform_(w.view(wshape[0], -1) if kind == "gconv" else w, a=math.sqrt(5))
+            self.weights.append(w)
+            self.has_bias.append(bshape is not None)
+            if bshape is not None:
+                self.biases.append(_init_param(bshape, fan_in))
+
+    def params(self):
+        out, bi = [], iter(self.biases)
+        for w, hb in zip(self.weights, self.has_bias):
+            out.append((w, next(bi) if hb else None))
+        return out
+
+    def forward(self, x, mode: str = "sample", return_features: bool = False):
+        return self.main(x, self.params(), return_features=return_features)
+
+
+# ----------------------------------------------------------------------------- the hypernetwork
+class NEPGenerator(nn.Module):
+    """The non-equivariant parameter-piece generator's encoder: convolutions + ReLU, average-pooled to pool x pool,
+    flattened. equivariant=True builds it from P4 convolutions pooled over rotations (appendix D.1's
+    counter-example: its features, hence the pieces, do not change when the input turns)."""
+
+    def __init__(self, convs=SMALL_GENERATOR, pool: int = 1, equivariant: bool = False):
+        super().__init__()
+        layers = []
+        for cin, cout, k, stride in convs:
+            if equivariant:
+                layers.append(P4GroupConv(cin, cout, k, stride, bias=True) if layers else
+                              P4LiftConv(cin, cout, k, stride, bias=True))
+            else:
+                layers.append(nn.Conv2d(cin, cout, k, stride))
+            layers.append(nn.ReLU())
+        self.convs = nn.Sequential(*layers)
+        self.pool, self.equivariant = pool, equivariant
+        self.out_features = convs[-1][1] * pool * pool
+
+    def forward(self, x):
+        h = self.convs(x)
+        if self.equivariant:   # mean over the four rotation channels: invariant features
+            h = h.reshape(h.shape[0], -1, 4, *h.shape[-2:]).mean(2)
+            return F.adaptive_avg_pool2d(h, 1).flatten(1).repeat_interleave(self.pool * self.pool, 1) \
+                if self.pool > 1 else F.adaptive_avg_pool2d(h, 1).flatten(1)
+        return F.adaptive_avg_pool2d(h, self.pool).flatten(1)
+
+
+class LowRankHead(nn.Module):
+    """HE-CNN-L's head for one layer: two linear decoders give a [s, r] and b [r, s], s = ceil(sqrt(l));
+    the layer's l numbers are the first l entries of the flattened product a @ b (section 4.5)."""
+
+    def __init__(self, n_in: int, length: int, rank: int, bias: bool = False):
+        super().__init__()
+        self.length, self.rank = length, rank
+        self.side = math.ceil(math.sqrt(length))
+        self.a = nn.Linear(n_in, self.side * rank, bias=bias)
+        self.b = nn.Linear(n_in, rank * self.side, bias=bias)
+
+    def forward(self, h):
+        a = self.a(h).reshape(-1, self.side, self.rank)
+        b = self.b(h).reshape(-1, self.rank, self.side)
+        return (a @ b).flatten(1)[:, :self.length]
+
+
+COMBINERS = ("pieces", "naive", "none")
+
+
+class HyperCNN(nn.Module):
+    """A main network whose parameters all come from a dynamic hypernetwork (all learnable parameters live in
+    the generator and its heads).
+
+    combiner: 'pieces' (HE-CNN), 'naive' (HE-CNN-N), 'none' (plain dynamic hypernetwork).
+    light: low-rank heads of rank `rank` (the '-L' models); else one full linear head per layer.
+    """
+
+    def __init__(self, main_spec, generator=SMALL_GENERATOR, combiner: str = "pieces", light: bool = True,
+                 rank: int = 4, gen_pool: int = 1, equivariant_generator: bool = False, head_bias: bool = False,
+                 in_size: int = 28):
+        super().__init__()
+        if combiner not in COMBINERS:
+            raise UnknownChoiceError("combiner", combiner, COMBINERS)
+        self.main = MainNet(main_spec, in_size)
+        self.combiner = combiner
+        self.generator = NEPGenerator(generator, gen_pool, equivariant_generator)
+        self.layout = []     # per parametrised layer: (kind, info, weight-part shape, bias length)
+        for (_, kind, info), (wshape, bshape) in zip(self.main.param_layers, self.main.param_shapes()):
+            if combiner == "pieces" and kind in ("lift", "gconv"):
+                raise ValueError("the pieces combiner is defined for plain convolutions and linear layers")
+            if combiner == "pieces" and kind == "conv":
+                p = piece_size(info["k"])
+                part = (info["cout"], info["cin"], p, p)
+            elif combiner == "pieces" and kind == "linear0":
+                part = (info["n_out"], info["channels"], len(linear_orbits(info["d"])))
+            else:
+                part = wshape
+            self.layout.append((kind, info, part, bshape[0] if bshape else 0))
+        n_feat = self.generator.out_features
+        lengths = [math.prod(part) + nb for _, _, part, nb in self.layout]
+        self.heads = nn.ModuleList([LowRankHead(n_feat, n, rank, head_bias) if light else
+                                    nn.Linear(n_feat, n, bias=head_bias) for n in lengths])
+
+    # -- raw generator outputs
+    def raw(self, x):
+        """Per layer, the generator's output: [4, B, l] (combiners over turned inputs) or [B, l] ('none')."""
+        if self.combiner == "none":
+            h = self.generator(x)
+            return [head(h) for head in self.heads]
+        b = x.shape[0]
+        h = self.generator(torch.cat([rot(x, g) for g in range(4)]))
+        return [head(h).reshape(4, b, -1) for head in self.heads]
+
+    def generate(self, x, mode: str = "sample"):
+        """The main network's parameters for input x: per sample ([B, ...]) or averaged over the batch."""
+        if mode not in MODES:
+            raise UnknownChoiceError("parameter mode", mode, MODES)
+        raws = self.raw(x)
+        params = []
+        for raw, (kind, info, part, nb) in zip(raws, self.layout):
+            if mode == "batch":
+                raw = raw.mean(-2, keepdim=True)         # average over the batch first: the combiners are linear
+            nw = math.prod(part)
+            wraw, braw = raw[..., :nw], raw[..., nw:]
+            if self.combiner == "none":
+                w = wraw.reshape(wraw.shape[0], *part)
+                b = braw if nb else None
+            else:
+                w4 = wraw.reshape(4, wraw.shape[1], *part)
+                b = combine_mean(braw) if nb else None
+                if self.combiner == "pieces" and kind == "conv":
+                    w = assemble_filter(w4, info["k"])
+                elif self.combiner == "pieces" and kind == "linear0":
+                    w = assemble_linear(w4, info["d"])
+                elif kind in ("conv", "lift"):
+                    w = rotate_back_mean(w4)
+                elif kind == "linear0":       # naive: the weight as C maps of d x d, turned back and averaged
+                    c, d = info["channels"], info["d"]
+                    w = rotate_back_mean(w4.reshape(4, w4.shape[1], -1, c, d, d)).reshape(w4.shape[1], -1, c * d * d)
+                else:
+                    w = combine_mean(w4)
+            if mode == "batch":
+                w = w[0]
+                b = None if b is None else b[0]
+            params.append((w, b))
+        return params
+
+    def forward(self, x, mode: str = "sample", return_features: bool = False):
+        return self.main(x, self.generate(x, mode), return_features=return_features)
+
+
+class D4nHECNN(nn.Module):
+    """Section 4.4: average a Z4-equivariant model's logits over D4n / Z4 (rotations by 90 i / n degrees, i < n,
+    each with and without a mirror). n=1 with reflections gives D4 exactly (no resampling); n=2 is the document's
+    D8, n=4 its D16 (bilinear rotation by 45 or 22.5 degrees, so that part of the invariance is approximate)."""
+
+    def __init__(self, model: nn.Module, n: int = 2, reflections: bool = True, fill: float = -1.0):
+        super().__init__()
+        self.model, self.n, self.reflections, self.fill = model, n, reflections, fill
+        self.average = True      # False: the Z4 model alone (first half of training, C.3)
+
+    def transforms(self):
+        return [(90.0 * i / self.n, m) for m in ((0, 1) if self.reflections else (0,)) for i in range(self.n)]
+
+    def forward(self, x, mode: str = "sample"):
+        if not self.average:
+            return self.model(x, mode)
+        outs = []
+        for angle, m in self.transforms():
+            t = flip(x) if m else x
+            if angle:
+                t = rotate(t, angle, fill=self.fill)
+            outs.append(self.model(t, mode))
+        return torch.stack(outs).mean(0)
+
+
+# ----------------------------------------------------------------------------- the named models
+MODELS = ("cnn", "z4cnn", "hecnn_l", "hecnn_n_l", "dynamic_z4cnn", "hecnn_l_eqgen", "dynamic_cnn",
+          "cnn_regular", "p4cnn_regular", "hecnn_regular", "hecnn_l_regular", "hecnn_n_regular",
+          "d8_hecnn_l_regular", "d16_hecnn_l_regular")
+
+
+def build(name: str, rank: int | None = None) -> nn.Module:
+    """The models of the chapter by name (small = Table 1 / Table 5 size, regular = Table 2 size)."""
+    if name == "cnn":
+        return StaticNet(small_cnn(1))
+    if name == "z4cnn":
+        return StaticNet(small_z4cnn())
+    if name == "hecnn_l":
+        return HyperCNN(small_cnn(2), SMALL_GENERATOR, "pieces", light=True, rank=rank or 4)
+    if name == "hecnn_n_l":     # the naive combiner on the small network (tests)
+        return HyperCNN(small_cnn(2), SMALL_GENERATOR, "naive", light=True, rank=rank or 4)
+    if name == "hecnn_l_eqgen":
+        return HyperCNN(small_cnn(2), SMALL_GENERATOR, "pieces", light=True, rank=rank or 4,
+                        equivariant_generator=True)
+    if name == "dynamic_z4cnn":
+        return HyperCNN(small_z4cnn(), SMALL_GENERATOR, "none", light=True, rank=rank or 4)
+    if name == "dynamic_cnn":
+        return HyperCNN(small_cnn(2), SMALL_GENERATOR, "none", light=True, rank=rank or 4)
+    if name == "cnn_regular":
+        return StaticNet(regular_cnn())
+    if name == "p4cnn_regular":
+        return StaticNet(regular_p4cnn())
+    if name == "hecnn_regular":
+        return HyperCNN(regular_cnn(), REGULAR_GENERATOR, "pieces", light=False, gen_pool=3, head_bias=True)
+    if name == "hecnn_n_regular":
+        return HyperCNN(regular_cnn(), REGULAR_GENERATOR, "naive", light=False, gen_pool=3, head_bias=True)
+    if name == "hecnn_l_regular":
+        return HyperCNN(regular_cnn(), REGULAR_GENERATOR, "pieces", light=True, rank=rank or 4, gen_pool=1)
+    if name == "d8_hecnn_l_regular":
+        return D4nHECNN(build("hecnn_l_regular", rank), n=2)
+    if name == "d16_hecnn_l_regular":
+        return D4nHECNN(build("hecnn_l_regular", rank), n=4)
+    raise UnknownChoiceError("HE-CNN chapter model", name, MODELS)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
