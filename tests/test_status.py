@@ -24,6 +24,10 @@ def test_status_words_follow_the_recorded_runs(tmp_path):
     assert rows["R-T5"]["status"] == "not reproducible here"
     assert rows["E-T1"]["status"] == "not yet built"
     assert rows["H-F3"]["link"] == "chapters/hypernets.html#h-f3"
+    more = {r["id"]: r for r in status_rows(tmp_path, chapters_built=["hecnn", "functional_images"])}
+    assert more["E-T3"]["status"] == "not yet built" and "not implemented" in more["E-T3"]["detail"]
+    assert more["E-T1"]["status"] == "regenerated"
+    assert "stand in for CelebA" in more["F-F1"]["detail"]
 
 
 def test_every_target_is_listed_once():

@@ -39,13 +39,18 @@ def target_status(target, built: set, runs: list[dict]) -> tuple[str, str]:
         return "not yet built", "its chapter is planned, not written yet"
     if target.not_reproducible:
         return "not reproducible here", target.not_reproducible
+    if target.missing:
+        return "not yet built", target.missing
+    data = f"; {target.stand_in}" if target.stand_in else ""
     if runs and runs[0]["profile"] == "full":
         best = runs[0]
-        return best["verdict"] or "recorded", f"full run of {best['experiment']} ({best['date']})"
+        return best["verdict"] or "recorded", f"full run of {best['experiment']} ({best['date']}){data}"
     if runs:
         names = ", ".join(sorted({r["experiment"] for r in runs}))
-        return "regenerated", f"smoke run in CI; reduced-protocol CPU run recorded ({names}); no full run yet"
-    return "regenerated", "smoke run in CI; no recorded run yet"
+        verdicts = sorted({r["verdict"] for r in runs if r["verdict"]})
+        said = f"; the reduced run's own check: {', '.join(verdicts)}" if verdicts else ""
+        return "regenerated", f"smoke run in CI; reduced-protocol CPU run recorded ({names}){said}; no full run yet{data}"
+    return "regenerated", f"smoke run in CI; no recorded run yet{data}"
 
 
 def status_rows(results_dir=DEFAULT_RESULTS_DIR, chapters_built=None) -> list[dict]:
