@@ -7,7 +7,7 @@ combination of the inputs. Gates are per sample, [B, n_in, n_out], applied in
 one batched matmul; a gate with batch 1 broadcasts over the whole batch.
 
 Choices the document leaves open, taken from the authors' code
-(OFFICIAL-CODE-FACTS in the book's notes): control branch Dense(64, relu) then
+(singnet/semantic-vision, experiments/invariance/hypernets): control branch Dense(64, relu) then
 Dense(n_in*n_out); conv layers 5x5 stride 2 'same'; no activation around the
 gated layer of the deep model; tanh output of the deep model and autoencoder.
 """

@@ -38,7 +38,7 @@ def spatial_conv(conv: str, in_ch: int, out_ch: int, *, order: int, sigmas, size
 
 # ----------------------------------------------------------------------------- MNIST RFNN
 class RFNN(nn.Module):
-    """The RFNN of thesis section 3.4.2 as the official code builds it (OFFICIAL-CODE-FACTS):
+    """The RFNN of thesis section 3.4.2 as the official code (jhjacobsen/RFNN) builds it:
 
     three spatial layers of 64 effective filters -- layer 1: basis up to order 3 (10 filters),
     sigma 1.5, 11x11; layers 2 and 3: order 2 (6 filters), sigma 1, 7x7; no biases --
