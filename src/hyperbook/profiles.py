@@ -26,6 +26,17 @@ def check_profile(profile: str) -> str:
     return profile
 
 
+def unknown_training_profile(profile: str) -> UnknownChoiceError:
+    """The error for a profile an experiment cannot train with ('book' only renders)."""
+    return UnknownChoiceError("training profile", profile, TRAINING_PROFILES)
+
+
+def check_training_profile(profile: str) -> str:
+    if profile not in TRAINING_PROFILES:
+        raise unknown_training_profile(profile)
+    return profile
+
+
 def env_default(name: str, default: str) -> str:
     """Chapter parameter defaults come from HYPERBOOK_<NAME> so nbval and JupyterLab pick smoke."""
     return os.environ.get(f"HYPERBOOK_{name.upper()}", default)

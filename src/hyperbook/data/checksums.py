@@ -34,3 +34,14 @@ def verify_files(dataset: str, folder: Path, expected: dict[str, str], fix: str)
         if got != md5:
             raise ChecksumError(path, md5, got, fix)
         stamp.write_text(key)
+
+
+def load_verified_idx(dataset_cls, name: str, data_dir, folder, expected: dict[str, str], fix: str,
+                      train: bool = True, device="cpu"):
+    """Verify an MNIST-format dataset's files, then load it with its torchvision class.
+
+    Returns (images uint8 [N, H, W], labels int64 [N]) on `device`.
+    """
+    verify_files(name, folder, expected, fix)
+    ds = dataset_cls(str(data_dir), train=train, download=False)
+    return ds.data.to(device), ds.targets.to(device)

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from ..errors import BookError
-from .checksums import md5sum, verify_files
+from .checksums import load_verified_idx, md5sum, verify_files
 
 DEBIAN_PACKAGE = "dataset-fashion-mnist"
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -102,9 +102,8 @@ def fetch_fashion_mnist(data_dir) -> Path:
 def load_fashion_mnist(data_dir, train: bool = True, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """(images uint8 [N, 28, 28], labels int64 [N]) on `device`, via torchvision.datasets.FashionMNIST."""
     import torchvision
-    verify_files("Fashion-MNIST", raw_dir(data_dir), FASHION_MNIST_MD5, FIX)
-    ds = torchvision.datasets.FashionMNIST(str(data_dir), train=train, download=False)
-    return ds.data.to(device), ds.targets.to(device)
+    return load_verified_idx(torchvision.datasets.FashionMNIST, "Fashion-MNIST", data_dir, raw_dir(data_dir),
+                             FASHION_MNIST_MD5, FIX, train, device)
 
 
 __all__ = ["fetch_fashion_mnist", "load_fashion_mnist", "raw_dir", "FASHION_MNIST_MD5",

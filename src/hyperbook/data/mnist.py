@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from ..errors import BookError
-from .checksums import verify_files
+from .checksums import load_verified_idx, verify_files
 
 MNIST_MD5 = {
     "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
@@ -69,9 +69,8 @@ def fetch_mnist(data_dir) -> Path:
 def load_mnist(data_dir, train: bool = True, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """(images uint8 [N, 28, 28], labels int64 [N]) on `device`, via torchvision.datasets.MNIST."""
     import torchvision
-    verify_files("MNIST", raw_dir(data_dir), MNIST_MD5, FIX)
-    ds = torchvision.datasets.MNIST(str(data_dir), train=train, download=False)
-    return ds.data.to(device), ds.targets.to(device)
+    return load_verified_idx(torchvision.datasets.MNIST, "MNIST", data_dir, raw_dir(data_dir), MNIST_MD5, FIX,
+                             train, device)
 
 
 def to_signed(images_u8: torch.Tensor) -> torch.Tensor:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..profiles import check_training_profile
 from ..data.sr_folders import (SR_TEST_SETS, load_celeba, load_lfw_faces, load_sr_folder,
                                standin_photographs, to_tensor01)
 from ..errors import UnknownChoiceError
@@ -61,10 +62,6 @@ DOC_METHODS = ("bicubic", "SRCNN", "RDN (quoted)", "hypernetwork")
 STANDIN_SET = "skimage-photos (stand-in)"
 
 
-def _check(profile):
-    if profile not in ("smoke", "reduced", "full"):
-        raise UnknownChoiceError("training profile", profile, ("smoke", "reduced", "full"))
-
 
 # ============================================================================ faces
 @dataclass(frozen=True)
@@ -87,7 +84,7 @@ class FacesConfig:
 
     @classmethod
     def for_profile(cls, profile: str) -> "FacesConfig":
-        _check(profile)
+        check_training_profile(profile)
         if profile == "smoke":
             return cls("lfw_subset", n_train=80, n_test=20, hidden=(8, 16, 32, 16), hyper_channels=8,
                        steps=30, batch_size=16, n_candidates=6, n_steps_interp=5)
@@ -313,7 +310,7 @@ class SRConfig:
 
     @classmethod
     def for_profile(cls, profile: str) -> "SRConfig":
-        _check(profile)
+        check_training_profile(profile)
         if profile == "smoke":
             return cls("standin", hidden=(8, 16, 32, 16), hyper_channels=8, steps=24, batch_size=4,
                        test_max_side=48, test_limit=2, time_1024=False)
@@ -338,7 +335,7 @@ class SRCNNConfig:
 
     @classmethod
     def for_profile(cls, profile: str) -> "SRCNNConfig":
-        _check(profile)
+        check_training_profile(profile)
         if profile == "smoke":
             return cls("standin", steps_per_scale=8, batch_size=4, test_max_side=48, test_limit=2)
         if profile == "reduced":

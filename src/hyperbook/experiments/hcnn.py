@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..profiles import unknown_training_profile
 from ..bench import best_time
 from ..data.cifar import load_cifar_or_standin
 from ..data.transforms import affine
@@ -97,7 +98,7 @@ def train_config_for(experiment: str):
         if profile == "smoke":
             return _replace(base, K=8, image_px=16, steps=3, batch_size=16, Q=min(Q, 9) if plus else Q, lr=0.05,
                             lr_milestones=(0.5, 0.75), test_n=48)
-        raise UnknownChoiceError("training profile", profile, ("smoke", "reduced", "full"))
+        raise unknown_training_profile(profile)
     return make
 
 
@@ -237,7 +238,7 @@ def translation_config_for(profile: str) -> TranslationConfig:
         return _replace(base, train=train, bank_n=5000, n_queries=200, max_tau=3)
     if profile == "smoke":
         return _replace(base, train=train, bank_n=96, n_queries=16, max_tau=3)
-    raise UnknownChoiceError("training profile", profile, ("smoke", "reduced", "full"))
+    raise unknown_training_profile(profile)
 
 
 @torch.no_grad()
@@ -320,7 +321,7 @@ def speed_config_for(profile: str) -> SpeedConfig:
                                   ("HCNN(+) K=8 Q=8 (reduced)", 16, 8, 8, True)), repeats=1, warmup=0)
     if profile == "smoke":
         return SpeedConfig(cases=(("HCNN K=8 Q=32 (reduced)", 16, 8, 32, False),), plain_widths=(32,), repeats=1)
-    raise UnknownChoiceError("training profile", profile, ("smoke", "reduced", "full"))
+    raise unknown_training_profile(profile)
 
 
 def speed_experiment(config: SpeedConfig, ctx):

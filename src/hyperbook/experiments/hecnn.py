@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..profiles import unknown_training_profile
 from ..data.mnist import load_mnist, to_signed
 from ..data.transforms import rotate
 from ..errors import UnknownChoiceError
@@ -98,7 +99,7 @@ def config_for(experiment: str):
             epochs = 250
             return TrainConfig(model, train_set, steps=epochs * 60_000 // 32, batch_size=32, lr=_lr(model),
                                n_test=10_000, rotation_loss=rot_loss)
-        raise UnknownChoiceError("training profile", profile, ("smoke", "reduced", "full"))
+        raise unknown_training_profile(profile)
     return make
 
 
@@ -243,7 +244,7 @@ class FilterConfig:
 
 def filters_config_for(profile: str) -> FilterConfig:
     if profile not in ("smoke", "reduced", "full"):
-        raise UnknownChoiceError("training profile", profile, ("smoke", "reduced", "full"))
+        raise unknown_training_profile(profile)
     return FilterConfig()
 
 
@@ -302,7 +303,7 @@ def bench_config_for(profile: str) -> BenchConfig:
         return BenchConfig(batch_size=32, repeat=1)
     if profile in ("reduced", "full"):
         return BenchConfig(batch_size=128, repeat=3)
-    raise UnknownChoiceError("training profile", profile, ("smoke", "reduced", "full"))
+    raise unknown_training_profile(profile)
 
 
 class LoopedHECNN(torch.nn.Module):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..profiles import unknown_training_profile
 from ..data.letters import load_letters
 from ..data.mnist import load_mnist, to_signed
 from ..data.transforms import affine, random_affine_theta, rotate
@@ -90,7 +91,7 @@ def config_for(experiment: str):
         if profile == "full":     # the authors' code: 100k iterations (200k for the deep model), batch 128
             return TaskConfig(task, model, angles, steps=200_000 if model == "deep" else 100_000,
                               batch_size=128, test_per_digit=500)
-        raise UnknownChoiceError("training profile", profile, ("smoke", "reduced", "full"))
+        raise unknown_training_profile(profile)
     return make
 
 

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..profiles import unknown_training_profile
 from ..data.mnist import load_mnist
 from ..errors import UnknownChoiceError
 from ..models.irevnet import IRevNet, build, parameter_count, relative_error
@@ -97,7 +98,7 @@ def train_config_for(model: str):
         if profile == "full":      # MNIST stand-in at full length: 20 epochs of batch 128
             return TrainConfig(model, steps=9400, batch_size=128, probe_train=20000, probe_test=10000,
                                jacobian_images=4, interp_pairs=6, interp_steps=11)
-        raise UnknownChoiceError("training profile", profile, ("smoke", "reduced", "full"))
+        raise unknown_training_profile(profile)
     return make
 
 
@@ -108,7 +109,7 @@ def memory_config_for(profile: str) -> MemoryConfig:
         return MemoryConfig(cases=(("mnist_b", 256, 32), ("cifar_b", 64, 32), ("imagenet_b", 2, 128)), repeats=1)
     if profile == "full":
         return MemoryConfig(cases=(("mnist_b", 256, 32), ("cifar_b", 128, 32), ("imagenet_b", 8, 224)))
-    raise UnknownChoiceError("training profile", profile, ("smoke", "reduced", "full"))
+    raise unknown_training_profile(profile)
 
 
 # ----------------------------------------------------------------------------- measurements

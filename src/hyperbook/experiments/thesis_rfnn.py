@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..profiles import unknown_training_profile
 from ..data.mnist import load_mnist
 from ..errors import UnknownChoiceError
 from ..layers.gaussian_basis import RFConv2d, basis_orders
@@ -141,7 +142,7 @@ class MnistSizesConfig:
             return cls(sizes=(300, 1000, 5000, 20000), seeds=(0,), max_steps=600, n_test=5000)
         if profile == "full":      # thesis: 8 sizes, 3 seeds, official epochs (a GPU job)
             return cls()
-        raise UnknownChoiceError("training profile", profile, ("smoke", "reduced", "full"))
+        raise unknown_training_profile(profile)
 
 
 def steps_for(config: MnistSizesConfig, n: int) -> int:
@@ -225,7 +226,7 @@ class AblationConfig:
             return cls(n_train=6000, n_test=2000, steps=400, batch_size=32, optimizer="adam", lr=1e-3)
         if profile == "full":      # the whole stand-in set; on ImageNet the thesis ran 100k iterations
             return cls()
-        raise UnknownChoiceError("training profile", profile, ("smoke", "reduced", "full"))
+        raise unknown_training_profile(profile)
 
 
 def build_standin_nin(variant: str, classes: int, in_ch: int = 1):
@@ -288,7 +289,7 @@ class ClassSubsetConfig:
             return cls(per_class=300, n_test_per_class=200, steps=400, batch_size=32, optimizer="adam", lr=1e-3)
         if profile == "full":
             return cls()
-        raise UnknownChoiceError("training profile", profile, ("smoke", "reduced", "full"))
+        raise unknown_training_profile(profile)
 
 
 def _first_classes(x, y, classes: int, per_class: int, seed: int):
@@ -343,7 +344,7 @@ class CifarConfig:
                        allow_standin=True)
         if profile == "full":
             return cls(which=which)
-        raise UnknownChoiceError("training profile", profile, ("smoke", "reduced", "full"))
+        raise unknown_training_profile(profile)
 
 
 def build_cifar_model(variant: str, classes: int, order: int = 3, n_scales: int = 3):

@@ -25,8 +25,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..profiles import check_training_profile
 from ..data.blobs import KINDS, TEXTURE_SOURCE, blob_batch
-from ..errors import DatasetMissingError, UnknownChoiceError
+from ..errors import DatasetMissingError
 from ..layers.gaussian_basis import gaussian_derivative_basis
 from ..models.steerable import (ContourNet, DynamicSteerableBlock, PixelFCN, build_cifar_model,
                                 count_parameters)
@@ -44,10 +45,6 @@ THESIS_T6 = {
 }
 THESIS_F11 = {"dynamic": (0.732, 0.751), "static": (0.720, 0.733)}
 
-
-def _check_profile(profile):
-    if profile not in ("smoke", "reduced", "full"):
-        raise UnknownChoiceError("training profile", profile, ("smoke", "reduced", "full"))
 
 
 def balanced_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -106,7 +103,7 @@ class BlobsConfig:
 
     @classmethod
     def for_profile(cls, profile: str) -> "BlobsConfig":
-        _check_profile(profile)
+        check_training_profile(profile)
         if profile == "smoke":
             return cls(size=40, batch=4, steps=20, n_test=8, n_panel=2)
         if profile == "reduced":   # sized to ~10 min of a shared 2-core CPU for all six models
@@ -203,7 +200,7 @@ class CifarFramesConfig:
 
     @classmethod
     def for_profile(cls, profile: str) -> "CifarFramesConfig":
-        _check_profile(profile)
+        check_training_profile(profile)
         if profile == "smoke":
             return cls(archs=("resnet8", "densenet10k4"), runs=1, epochs=0.0, batch=16, n_train=64, n_test=64,
                        width=4)
@@ -304,7 +301,7 @@ class BsdsConfig:
 
     @classmethod
     def for_profile(cls, profile: str) -> "BsdsConfig":
-        _check_profile(profile)
+        check_training_profile(profile)
         if profile == "smoke":
             return cls(widths=(8, 8, 16), steps=4, batch=2, crop=48, n_test=2, n_thresholds=9, standin_size=48)
         if profile == "reduced":
