@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed
 CHAPTER ?=
 PROFILE ?= smoke
 PARAMS ?=
+DATASETS ?=
 DEVICE ?= auto
 
 .PHONY: setup data book test unit nbval site-test run lab status clean help
@@ -13,7 +14,7 @@ DEVICE ?= auto
 help:
 	@echo "make book   execute every chapter (reusing recorded results) and build the site in book/_build/html"
 	@echo "make test   unit tests + every chapter under nbval in the smoke profile + the built-site check"
-	@echo "make data   fetch datasets into data/"
+	@echo "make data   fetch datasets into data/ (STL-10, 2.6 GB, only when named: make data DATASETS=stl10)"
 	@echo "make run CHAPTER=hypernets PROFILE=smoke|reduced|full [DEVICE=cuda] [PARAMS='-p seed=1']"
 	@echo "make lab    JupyterLab on the book;  make clean   remove builds and checkpoints"
 
@@ -27,7 +28,7 @@ $(STAMP): requirements.txt pyproject.toml
 setup: $(STAMP)
 
 data: $(STAMP)
-	$(PY) -m hyperbook.cli data
+	$(PY) -m hyperbook.cli data $(DATASETS)
 
 book: data
 	$(PY) -m hyperbook.cli book

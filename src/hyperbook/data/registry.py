@@ -19,6 +19,11 @@ def _fetch_cifar(num_classes):
     return fetch
 
 
+def _fetch_stl10(data_dir):
+    from .stl10 import fetch_stl10
+    return fetch_stl10(data_dir)
+
+
 def _fetch_sr(data_dir):
     from .sr_folders import prepare_sr
     return prepare_sr(data_dir)
@@ -39,11 +44,17 @@ DATASETS = {
     "bsds500": (_fetch_bsds500, False),
 }
 
+# fetched only when named (`make data DATASETS=stl10`): too large to download on every `make data` / `make test`
+ON_REQUEST = {
+    "stl10": (_fetch_stl10, False),     # 2.6 GB archive
+}
+
 
 def fetch(name: str, data_dir) -> None:
-    if name not in DATASETS:
-        raise UnknownChoiceError("dataset", name, DATASETS)
-    fn, required = DATASETS[name]
+    known = {**DATASETS, **ON_REQUEST}
+    if name not in known:
+        raise UnknownChoiceError("dataset", name, known)
+    fn, required = known[name]
     try:
         where = fn(Path(data_dir))
         print(f"{name}: ready ({where})")

@@ -28,7 +28,6 @@ from ..data.mnist import load_mnist, to_signed
 from ..data.transforms import rotate
 from ..errors import UnknownChoiceError
 from ..layers.group_ops import rot
-from ..layers.per_sample_conv import looped_conv2d, per_sample_conv2d
 from ..models.hecnn import D4nHECNN, HyperCNN, StaticNet, build, count_parameters
 from ..results import config_hash
 from ..train import checkpoint_path, fit, seed_everything, step_generator
@@ -290,79 +289,6 @@ def filters_experiment(config: FilterConfig, ctx):
     return metrics, arrays
 
 
-# ----------------------------------------------------------------------------- speed
-@dataclass(frozen=True)
-class BenchConfig:
-    batch_size: int = 128
-    repeat: int = 3
-    code_version: int = 1
-
-
-def bench_config_for(profile: str) -> BenchConfig:
-    if profile == "smoke":
-        return BenchConfig(batch_size=32, repeat=1)
-    if profile in ("reduced", "full"):
-        return BenchConfig(batch_size=128, repeat=3)
-    raise unknown_training_profile(profile)
-
-
-class LoopedHECNN(torch.nn.Module):
-    """HE-CNN-L with per-sample filters applied by a Python loop over the batch (the naive reference)."""
-
-    def __init__(self, model: HyperCNN):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x, mode="sample"):
-        params = self.model.generate(x, "sample")
-        return torch.cat([self.model.main(x[i:i + 1], [(w[i:i + 1], None if b is None else b[i:i + 1])
-                                                       for w, b in params]) for i in range(x.shape[0])])
-
-
-def benchmark_experiment(config: BenchConfig, ctx):
-    """Images/s, forward + backward, for the plain CNN and HE-CNN-L's three ways of applying its filters."""
-    from ..bench import best_time
-    seed_everything(0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)     # one thread: on a shared CPU, more threads made timings erratic
-    try:
-        return _benchmark(config, device=ctx.device)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _benchmark(config: BenchConfig, device):
-    from ..bench import best_time
-    x = torch.randn(config.batch_size, 1, 28, 28, device=device)
-    y = torch.randint(0, 10, (config.batch_size,), device=device)
-    hec = build("hecnn_l").to(device)
-    cases = {"plain CNN": (build("cnn").to(device), "sample"),
-             "HE-CNN-L, batch-averaged": (hec, "batch"),
-             "HE-CNN-L, per-sample batched": (hec, "sample"),
-             "HE-CNN-L, per-sample loop": (LoopedHECNN(hec), "sample")}
-    ips = {}
-    for name, (model, mode) in cases.items():
-        def step():
-            model.zero_grad(set_to_none=True)
-            F.cross_entropy(model(x, mode), y).backward()
-        ips[name] = config.batch_size / best_time(step, repeat=config.repeat)
-    # the kernel alone: one grouped convolution vs a loop of convolutions, 16 -> 16 channels, 2x2, 27x27 maps
-    xs = torch.randn(config.batch_size, 16, 27, 27, device=device)
-    ws = torch.randn(config.batch_size, 16, 16, 2, 2, device=device)
-    with torch.no_grad():
-        grouped = best_time(lambda: per_sample_conv2d(xs, ws), repeat=config.repeat)
-        looped = best_time(lambda: looped_conv2d(xs, ws), repeat=config.repeat)
-        plain = best_time(lambda: F.conv2d(xs, ws[0]), repeat=config.repeat)
-    metrics = {"targets": [], "images_per_s": ips, "batch_size": config.batch_size,
-               "ratio_batched_over_loop": ips["HE-CNN-L, per-sample batched"] / ips["HE-CNN-L, per-sample loop"],
-               "ratio_averaged_over_batched": ips["HE-CNN-L, batch-averaged"] / ips["HE-CNN-L, per-sample batched"],
-               "ratio_plain_over_batched": ips["plain CNN"] / ips["HE-CNN-L, per-sample batched"],
-               "kernel_ms": {"grouped per-sample conv": grouped * 1e3, "looped per-sample conv": looped * 1e3,
-                             "plain conv (shared filters)": plain * 1e3},
-               "torch_threads": torch.get_num_threads()}
-    return metrics, {}
-
-
 # ----------------------------------------------------------------------------- drawings from the code (E-F3, E-F4)
 def combiner_demo(k: int = 4):
     """Four labelled pieces and the filter the combiner assembles from them (pieces hold 10 g + position)."""
@@ -386,10 +312,6 @@ def run(ctx, name: str):
 
 def run_filters(ctx):
     return ctx.run("filters", filters_config_for, filters_experiment)
-
-
-def run_benchmark(ctx):
-    return ctx.run("benchmark", bench_config_for, benchmark_experiment)
 
 
 CHECKED_MODELS = ("cnn", "z4cnn", "hecnn_l", "dynamic_z4cnn", "dynamic_cnn", "hecnn_l_eqgen", "p4cnn_regular",

@@ -146,10 +146,10 @@ def rotate_back_mean(full: torch.Tensor) -> torch.Tensor:
 # ----------------------------------------------------------------------------- linear equi-combiner
 def rotation_permutation(d: int) -> torch.Tensor:
     """P with (rho_lin(1) v)[P[n]] = v[n]: where entry n of a flattened d x d map goes under a quarter turn."""
-    idx = torch.arange(d * d).reshape(d, d)
-    moved = rot(idx, 1).flatten()          # (rot v)[m] = v[moved[m]]
-    perm = torch.empty(d * d, dtype=torch.long)
-    perm[moved] = torch.arange(d * d)
+    idx = torch.arange(d * d, device="cpu").reshape(d, d)   # index bookkeeping stays on the CPU (also under a
+    moved = rot(idx, 1).flatten()          # (rot v)[m] = v[moved[m]]             meta / cuda default device)
+    perm = torch.empty(d * d, dtype=torch.long, device="cpu")
+    perm[moved] = torch.arange(d * d, device="cpu")
     return perm
 
 
@@ -168,7 +168,7 @@ def linear_orbits(d: int) -> torch.Tensor:
             orbit.append(int(perm[orbit[-1]]))
         seen.update(orbit)
         rows.append(orbit)
-    return torch.tensor(rows, dtype=torch.long)
+    return torch.tensor(rows, dtype=torch.long, device="cpu")
 
 
 def linear_placement(d: int) -> torch.Tensor:

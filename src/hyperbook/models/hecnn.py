@@ -42,8 +42,12 @@ MODES = ("sample", "batch")
 
 # ----------------------------------------------------------------------------- architectures (appendix C.3)
 # Spec entries: ("conv", cin, cout, k, stride, padding, bias), ("lift"/"gconv", cin, cout, k, stride, padding, bias),
-# ("relu",), ("maxpool", 2), ("pool", d) adaptive average pool to d x d, ("gpool",) mean over space and rotations,
-# ("flatten",), ("linear", n_in, n_out).
+# ("relu",), ("lrelu", slope), ("maxpool", s), ("avgpool", s), ("pool", d) adaptive average pool to d x d,
+# ("gpool",) mean over space and rotations, ("flatten",), ("linear", n_in, n_out),
+# ("bn", c) batch norm (learned directly, never generated), ("dropout", p),
+# ("save",) push the current map, ("add",) pop it and add it (identity shortcut),
+# ("shortcut", cin, cout, pool) pop it, 1x1 convolution (a parametrised layer), average pool by `pool`, add.
+# The CIFAR / STL-10 backbones built from these entries are in `hecnn_backbones`.
 
 
 def small_cnn(pool: int = 1):
@@ -108,6 +112,7 @@ class MainNet(nn.Module):
         self.spec = tuple(spec)
         self.in_size = in_size
         self.param_layers = []     # (spec index, kind, info dict)
+        self.norms = nn.ModuleDict()   # batch norms by spec index: learned directly, also in the hypernetworks
         size, channels, flat_seen = in_size, spec[0][1], False
         for i, layer in enumerate(self.spec):
             kind = layer[0]
@@ -116,7 +121,15 @@ class MainNet(nn.Module):
                 self.param_layers.append((i, kind, dict(cin=cin, cout=cout, k=k, bias=bias)))
                 size = (size + 2 * pad - k) // stride + 1
                 channels = cout
-            elif kind == "maxpool":
+            elif kind == "shortcut":
+                _, cin, cout, _pool = layer
+                self.param_layers.append((i, "conv", dict(cin=cin, cout=cout, k=1, bias=False)))
+            elif kind == "bn":
+                self.norms[str(i)] = nn.BatchNorm2d(layer[1])
+            elif kind in ("maxpool", "avgpool"):
+                if size % layer[1]:
+                    raise ValueError(f"layer {i}: pooling by {layer[1]} needs a map size divisible by it (got "
+                                     f"{size}); uneven pooling windows would break the 90-degree symmetry")
                 size //= layer[1]
             elif kind == "pool":
                 size = layer[1]
@@ -150,8 +163,8 @@ class MainNet(nn.Module):
     def forward(self, x, params, return_features: bool = False):
         """params: list of (weight, bias) per parametrised layer. Returns logits (and the last feature maps)."""
         it = iter(params)
-        features = None
-        for layer in self.spec:
+        features, saved = None, []
+        for i, layer in enumerate(self.spec):
             kind = layer[0]
             if kind in ("conv", "lift", "gconv"):
                 w, b = next(it)
@@ -165,8 +178,24 @@ class MainNet(nn.Module):
                 x = per_sample_conv2d(x, w, b, stride=stride, padding=pad)
             elif kind == "relu":
                 x = F.relu(x)
+            elif kind == "lrelu":
+                x = F.leaky_relu(x, layer[1])
+            elif kind == "bn":
+                x = self.norms[str(i)](x)
+            elif kind == "dropout":
+                x = F.dropout(x, layer[1], self.training)
+            elif kind == "save":
+                saved.append(x)
+            elif kind == "add":
+                x = x + saved.pop()
+            elif kind == "shortcut":
+                w, _ = next(it)
+                s = per_sample_conv2d(saved.pop(), w)
+                x = x + (F.avg_pool2d(s, layer[3]) if layer[3] > 1 else s)
             elif kind == "maxpool":
                 x = F.max_pool2d(x, layer[1])
+            elif kind == "avgpool":
+                x = F.avg_pool2d(x, layer[1])
             elif kind == "pool":
                 x = F.adaptive_avg_pool2d(x, layer[1])
             elif kind == "gpool":
@@ -220,16 +249,21 @@ class NEPGenerator(nn.Module):
     flattened. equivariant=True builds it from P4 convolutions pooled over rotations (appendix D.1's
     counter-example: its features, hence the pieces, do not change when the input turns)."""
 
-    def __init__(self, convs=SMALL_GENERATOR, pool: int = 1, equivariant: bool = False):
+    def __init__(self, convs=SMALL_GENERATOR, pool: int = 1, equivariant: bool = False, batch_norm: bool = False,
+                 maxpool_after: int = 0):
         super().__init__()
         layers = []
-        for cin, cout, k, stride in convs:
+        for j, (cin, cout, k, stride) in enumerate(convs):
             if equivariant:
                 layers.append(P4GroupConv(cin, cout, k, stride, bias=True) if layers else
                               P4LiftConv(cin, cout, k, stride, bias=True))
             else:
                 layers.append(nn.Conv2d(cin, cout, k, stride))
+            if batch_norm and not equivariant:   # C.3 (CIFAR, STL-10): conv, BN, ReLU, 2x2 max pool
+                layers.append(nn.BatchNorm2d(cout))
             layers.append(nn.ReLU())
+            if j < maxpool_after:
+                layers.append(nn.MaxPool2d(2))
         self.convs = nn.Sequential(*layers)
         self.pool, self.equivariant = pool, equivariant
         self.out_features = convs[-1][1] * pool * pool
@@ -273,13 +307,13 @@ class HyperCNN(nn.Module):
 
     def __init__(self, main_spec, generator=SMALL_GENERATOR, combiner: str = "pieces", light: bool = True,
                  rank: int = 4, gen_pool: int = 1, equivariant_generator: bool = False, head_bias: bool = False,
-                 in_size: int = 28):
+                 in_size: int = 28, gen_batch_norm: bool = False, gen_maxpool_after: int = 0):
         super().__init__()
         if combiner not in COMBINERS:
             raise UnknownChoiceError("combiner", combiner, COMBINERS)
         self.main = MainNet(main_spec, in_size)
         self.combiner = combiner
-        self.generator = NEPGenerator(generator, gen_pool, equivariant_generator)
+        self.generator = NEPGenerator(generator, gen_pool, equivariant_generator, gen_batch_norm, gen_maxpool_after)
         self.layout = []     # per parametrised layer: (kind, info, weight-part shape, bias length)
         for (_, kind, info), (wshape, bshape) in zip(self.main.param_layers, self.main.param_shapes()):
             if combiner == "pieces" and kind in ("lift", "gconv"):
