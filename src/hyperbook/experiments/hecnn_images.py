@@ -42,6 +42,7 @@ T3_DATASETS = ("cifar10", "cifar100")
 T4_VARIANTS = ("cnn", "z4_gcnn", "d8_gcnn", "z4_hecnn", "z4_hecnn_l", "d8_hecnn_l")
 CLASSES = {"cifar10": 10, "cifar100": 100, "stl10": 10}
 EPOCHS_FULL = 200
+REDUCED_WIDTH = {"residual": 1.0, "laine13": 0.25, "wrn16_8": 0.125}
 
 # experiment -> (architecture, variant, dataset)
 RUNS = {f"t3_{a}_{v}_{d}": (a, v, d) for a in T3_ARCHS for d in T3_DATASETS for v in VARIANTS}
@@ -84,8 +85,9 @@ def config_for(experiment: str):
         if profile == "smoke":      # every code path at a tiny width, on a few hundred images
             return ImageConfig(arch, variant, dataset, width=1 / 16, steps=2, batch_size=4, lr=lr, n_train=256,
                                n_test=16)
-        if profile == "reduced":    # a CPU-sized run: quarter width, a fraction of an epoch
-            return ImageConfig(arch, variant, dataset, width=0.25, steps=300, batch_size=64, lr=lr, n_test=2000)
+        if profile == "reduced":    # a CPU-sized run: a fraction of an epoch; full width only for the small residual net
+            return ImageConfig(arch, variant, dataset, width=REDUCED_WIDTH[arch], steps=300, batch_size=64, lr=lr,
+                               n_test=2000)
         if profile == "full":
             steps = EPOCHS_FULL * _train_size(dataset) // 64
             return ImageConfig(arch, variant, dataset, width=1.0, steps=steps, batch_size=64, lr=lr)
