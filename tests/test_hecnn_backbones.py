@@ -148,3 +148,10 @@ def test_stl10_is_fetched_only_when_named(tmp_path, capsys):
     assert "stl10" in registry.ON_REQUEST and "stl10" not in registry.DATASETS
     with pytest.raises(UnknownChoiceError, match="stl10"):
         registry.fetch("stl-10", tmp_path)
+
+
+@pytest.mark.parametrize("argv,message", [(["t3_bogus"], "valid HE-CNN colour-image experiments"),
+                                          (["t4_wrn16_8_cnn", "--profile", "huge"], "valid training profiles")])
+def test_single_experiment_command_rejects_bad_input_before_training(argv, message):
+    with pytest.raises(SystemExit, match=message):
+        hecnn_images.main(argv)

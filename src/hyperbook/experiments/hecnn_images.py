@@ -190,3 +190,31 @@ def train_experiment(experiment: str):
 def run(ctx, name: str):
     """Record (or load) one experiment of RUNS."""
     return ctx.run(name, config_for(name), train_experiment(name))
+
+
+def main(argv=None) -> None:
+    """Train one or more experiments of RUNS: each full run takes hours on a GPU, so they are started one by one,
+    e.g. `python -m hyperbook.experiments.hecnn_images t4_wrn16_8_z4_hecnn --profile full --device cuda`."""
+    import argparse
+    import sys
+
+    from ..context import RunContext
+    from ..errors import BookError
+    parser = argparse.ArgumentParser(prog="python -m hyperbook.experiments.hecnn_images", description=main.__doc__)
+    parser.add_argument("experiments", nargs="+", help="names from RUNS (t3_<net>_<variant>_<dataset>, t4_wrn16_8_<variant>)")
+    parser.add_argument("--profile", default="full", help="smoke | reduced | full")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args(argv)
+    try:                                      # unknown names, profiles or devices fail before anything trains
+        for name in args.experiments:
+            config_for(name)(args.profile)
+        ctx = RunContext.from_params(CHAPTER, args.profile, args.device, None, None, True, 0)
+    except BookError as err:
+        sys.exit(f"error: {err}")
+    for name in args.experiments:
+        record = run(ctx, name)
+        print(f"{name}: {record.metrics['accuracy']:.2f}% ({record.source()}; {record.metrics['data_source']})")
+
+
+if __name__ == "__main__":
+    main()
