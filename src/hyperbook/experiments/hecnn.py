@@ -172,11 +172,12 @@ def rotation_loss(model: HyperCNN, x: torch.Tensor, mode: str) -> torch.Tensor:
 
 
 @torch.no_grad()
-def accuracy(model, images_u8, labels, mode: str, batch: int = 250) -> float:
+def accuracy(model, images_u8, labels, mode: str, batch: int = 250, prepare=to_signed) -> float:
+    """Test accuracy in %, in fixed batch order; prepare(uint8 batch) -> model input (MNIST: scaled to [-1, 1])."""
     model.eval()
     correct = 0
     for s in range(0, images_u8.shape[0], batch):
-        logits = forward(model, to_signed(images_u8[s:s + batch]), mode)
+        logits = forward(model, prepare(images_u8[s:s + batch]), mode)
         correct += (logits.argmax(1) == labels[s:s + batch]).sum().item()
     return 100.0 * correct / images_u8.shape[0]
 

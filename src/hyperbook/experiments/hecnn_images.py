@@ -35,6 +35,7 @@ from ..models.hecnn_backbones import VARIANTS, build_backbone
 from ..profiles import unknown_training_profile
 from ..results import config_hash
 from ..train import checkpoint_path, fit, seed_everything, step_generator
+from .hecnn import accuracy
 
 CHAPTER = "hecnn"
 T3_ARCHS = ("residual", "laine13")
@@ -136,16 +137,6 @@ def standardise(images_u8, mean, std):
 
 
 # ----------------------------------------------------------------------------- training and testing
-@torch.no_grad()
-def accuracy(model, images_u8, labels, mean, std, mode: str, batch: int = 200) -> float:
-    model.eval()
-    correct = 0
-    for s in range(0, images_u8.shape[0], batch):
-        logits = model(standardise(images_u8[s:s + batch], mean, std), mode)
-        correct += (logits.argmax(1) == labels[s:s + batch]).sum().item()
-    return 100.0 * correct / images_u8.shape[0]
-
-
 def train_experiment(experiment: str):
     """fn(config, ctx) for ctx.run: train one model of Table 3 / 4 and test it."""
     target = "E-T4" if experiment.startswith("t4") else "E-T3"
@@ -178,7 +169,7 @@ def train_experiment(experiment: str):
                      checkpoint_every=500, log_every=max(1, config.steps // 40), desc=experiment, progress=False)
         if isinstance(model, D4nHECNN):
             model.average = True
-        acc = accuracy(model, te_x, te_y, mean, std, mode)
+        acc = accuracy(model, te_x, te_y, mode, batch=200, prepare=lambda x: standardise(x, mean, std))
         metrics = {"targets": [target], "accuracy": acc, "data_source": source, "parameters": count_parameters(model),
                    "n_train": n, "n_test": int(te_x.shape[0]), "steps": config.steps,
                    "epochs": config.steps * config.batch_size / n, "throughput": result.items_per_s,
