@@ -164,5 +164,7 @@ def run_or_load(chapter: str, experiment: str, profile: str, config, run: Callab
         "wall_time_s": round(wall, 2), "throughput": metrics.get("throughput"),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "python": platform.python_version(), "note": note,
+        # the documents trained in fp32; a bf16 run names itself (configs carry `precision`)
+        "precision": config_dict(config).get("precision", "fp32"),
     }
     return store.save(chapter, experiment, profile, config, metrics, arrays, provenance)

@@ -53,7 +53,8 @@ def fit(model: torch.nn.Module, loss_fn: Callable, batch_fn: Callable[[int], tup
         lr_schedule: Callable[[int], float] | None = None, device: str = "cpu",
         checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 1000,
         log_every: int = 50, desc: str = "train", progress: bool = True,
-        stop_after: int | None = None) -> FitResult:
+        stop_after: int | None = None, nesterov: bool = False, precision: str = "fp32",
+        decay_weights_only: bool = False) -> FitResult:
     """Train `model` for `steps` optimiser steps.
 
     loss_fn(model, batch) -> scalar loss. batch_fn(step) -> batch on `device`
@@ -61,14 +62,22 @@ def fit(model: torch.nn.Module, loss_fn: Callable, batch_fn: Callable[[int], tup
     lr_schedule(step) -> multiplier of lr. A checkpoint at `checkpoint` is
     written every `checkpoint_every` steps and resumed from when present; it is
     removed when training completes. `stop_after` ends early (tests of resume).
-    Mixed precision (bf16 autocast) only on CUDA.
+    SGD uses plain (heavy-ball) momentum unless `nesterov` is asked for: the documents say
+    "momentum 0.9". `precision` is "fp32" (the documents' setting, the default) or "bf16"
+    (autocast on CUDA only; an opt-in speed setting that a record must name). With
+    `decay_weights_only`, weight decay skips biases and normalisation parameters (tensors of
+    fewer than 2 dimensions), as papers that decay "the weights" mean.
     """
     model.to(device).train()
+    check_precision(precision)
     params = [p for p in model.parameters() if p.requires_grad]
+    if decay_weights_only and weight_decay:
+        params = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+                  {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
     if optimizer == "adam":
         opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     elif optimizer == "sgd":
-        opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=True)
+        opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
     elif optimizer == "adadelta":
         opt = torch.optim.Adadelta(params, lr=lr, rho=0.95, weight_decay=weight_decay)
     else:
@@ -90,7 +99,7 @@ def fit(model: torch.nn.Module, loss_fn: Callable, batch_fn: Callable[[int], tup
         result.wall_s = state.get("wall_s", 0.0)
         torch.set_rng_state(state["rng"])  # dropout etc. continue as if never stopped
 
-    use_amp = str(device).startswith("cuda")
+    use_amp = precision == "bf16" and str(device).startswith("cuda")
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_amp else contextlib.nullcontext
     window, items, t0 = [], 0, time.time()
     end = steps if stop_after is None else min(steps, stop_after)
@@ -125,6 +134,16 @@ def fit(model: torch.nn.Module, loss_fn: Callable, batch_fn: Callable[[int], tup
         ckpt.unlink()
     model.eval()
     return result
+
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def check_precision(precision: str) -> str:
+    if precision not in PRECISIONS:
+        from .errors import UnknownChoiceError
+        raise UnknownChoiceError("precision", precision, PRECISIONS)
+    return precision
 
 
 def checkpoint_path(results_dir, chapter: str, experiment: str, key: str) -> Path:
