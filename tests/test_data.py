@@ -1,4 +1,5 @@
 import hashlib
+import math
 import struct
 
 import numpy as np
@@ -112,3 +113,57 @@ def test_rendered_letters_look_like_mnist():
     assert (letters[:, :2, :] == 0).all() or letters[:, :2, :].float().mean() < 5   # dark border
     assert (letters.flatten(1).max(1).values > 200).all()                             # bright strokes
     assert torch.equal(letters, render_letters(6, seed=1))
+
+
+def _pil_style_affine(image: np.ndarray, m: np.ndarray, fill: float) -> np.ndarray:
+    """Reference: PIL's Image.transform(AFFINE, (a..f), BILINEAR) on image - fill, written out in numpy.
+
+    Output pixel (row i, col j) has centre (x, y) = (j + .5, i + .5); it reads the input at
+    (a x + b y + c, d x + e y + f), bilinearly, pixel centres at k + .5, zero outside the frame.
+    """
+    h, w = image.shape
+    src = image - fill
+    out = np.zeros_like(image)
+    for i in range(h):
+        for j in range(w):
+            x, y = j + 0.5, i + 0.5
+            xi, yi = m[0, 0] * x + m[0, 1] * y + m[0, 2] - 0.5, m[1, 0] * x + m[1, 1] * y + m[1, 2] - 0.5
+            x0, y0 = int(np.floor(xi)), int(np.floor(yi))
+            acc = 0.0
+            for dy in (0, 1):
+                for dx in (0, 1):
+                    r, c = y0 + dy, x0 + dx
+                    if 0 <= r < h and 0 <= c < w:
+                        acc += (1 - abs(xi - c)) * (1 - abs(yi - r)) * src[r, c]
+            out[i, j] = acc
+    return out + fill
+
+
+def test_random_affine_follows_the_authors_composition():
+    """Rot (centred) . Shear . Scale . Shift (about the top-left corner), in pixels, as the authors' code."""
+    from hyperbook.data.transforms import authors_affine_matrices, random_affine
+    g = torch.Generator().manual_seed(5)
+    theta, entries = random_affine(3, g)
+    u = torch.rand(3, 7, generator=torch.Generator().manual_seed(5)).double() * 2 - 1
+    for k in range(3):
+        a, sx, sy, kx, ky, tx, ty = u[k].tolist()
+        ang = a * math.pi
+        c, s = math.cos(ang), math.sin(ang)
+        rot = np.array([[c, s, 14 - 14 * c - 14 * s], [-s, c, 14 + 14 * s - 14 * c], [0, 0, 1]])
+        shear = np.array([[1, sx / 5 + 0.3, 0], [sy / 5 + 0.3, 1, 0], [0, 0, 1]])
+        scale = np.diag([kx / 4 + 1.15, ky / 4 + 1.15, 1])
+        shift = np.array([[1, 0, 5 * tx], [0, 1, 5 * ty], [0, 0, 1]])
+        ref = rot @ shear @ scale @ shift
+        np.testing.assert_allclose(entries[k].numpy(), ref[:2].flatten(), rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(authors_affine_matrices(u[k:k + 1])[0].numpy(), ref, atol=1e-9)
+        # the resampled image is the one PIL's transform with these six entries would give
+        img = torch.rand(1, 1, 28, 28) * 2 - 1
+        ours = affine(img, theta[k:k + 1], fill=-1.0)[0, 0].numpy()
+        np.testing.assert_allclose(ours, _pil_style_affine(img[0, 0].numpy().astype(np.float64), ref, -1.0),
+                                   atol=1e-4)
+
+
+def test_pixel_to_grid_theta_rejects_bad_shapes():
+    from hyperbook.data.transforms import pixel_to_grid_theta
+    with pytest.raises(ValueError, match="3, 3"):
+        pixel_to_grid_theta(torch.eye(3), 28, 28)

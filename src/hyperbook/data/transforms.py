@@ -42,25 +42,56 @@ def affine(images: torch.Tensor, theta: torch.Tensor, fill: float = 0.0) -> torc
     return _sample(images, theta.to(images.device), fill)
 
 
-def random_affine_theta(n: int, generator: torch.Generator, size: int = 28, device="cpu") -> torch.Tensor:
-    """Random affine maps in the HyperNets code's ranges, as [N, 2, 3] normalised matrices.
+def pixel_to_grid_theta(matrices: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """[N, 3, 3] output->input maps in pixel coordinates -> [N, 2, 3] affine_grid matrices.
 
-    Composition (output -> input): rotation (angle ~ U(-180, 180) deg) . shear
-    (both ~ U(0.1, 0.5)) . scale (both ~ U(0.9, 1.4)) . shift (both ~ U(-5, 5) px),
-    all about the image centre. The six entries are the hypernetwork's input.
+    Pixel coordinates as PIL's `Image.transform(AFFINE)` uses them: x to the right, y down, origin at the
+    top-left corner of the top-left pixel (pixel centres at i + 0.5). affine_grid's normalised coordinates
+    (align_corners=False) are u = 2 x / width - 1, so theta = N A N^-1 with N the pixel -> normalised map.
+    """
+    if matrices.ndim != 3 or matrices.shape[1:] != (3, 3):
+        raise ValueError(f"expected [N, 3, 3] pixel-space matrices, got {tuple(matrices.shape)}")
+    norm = torch.tensor([[2.0 / width, 0.0, -1.0], [0.0, 2.0 / height, -1.0], [0.0, 0.0, 1.0]],
+                        dtype=matrices.dtype, device=matrices.device)
+    return (norm @ matrices @ torch.linalg.inv(norm))[:, :2, :]
+
+
+def authors_affine_matrices(u: torch.Tensor, size: int = 28) -> torch.Tensor:
+    """The HyperNets code's affine maps from uniform draws u [N, 7] in [-1, 1], as [N, 3, 3] pixel matrices.
+
+    u = (angle, shear x, shear y, scale x, scale y, shift x, shift y). As in the authors'
+    `AffineTransform`: angle = pi u0, shear = u/5 + 0.3 (0.1 ... 0.5), scale = u/4 + 1.15 (0.9 ... 1.4),
+    shift = 5 u px; A = Rot . Shear . Scale . Shift, output -> input, where only Rot is centred on the
+    image centre (size/2, size/2); shear, scale and shift act about the top-left corner (the origin).
+    """
+    n = u.shape[0]
+    ang = u[:, 0] * math.pi
+    c, s = ang.cos(), ang.sin()
+    half = size / 2
+    eye = torch.eye(3, dtype=u.dtype, device=u.device).expand(n, 3, 3)
+    rot, sh, sc, tr = (eye.clone() for _ in range(4))
+    rot[:, 0, 0], rot[:, 0, 1], rot[:, 0, 2] = c, s, half - half * c - half * s
+    rot[:, 1, 0], rot[:, 1, 1], rot[:, 1, 2] = -s, c, half + half * s - half * c
+    sh[:, 0, 1], sh[:, 1, 0] = u[:, 1] / 5 + 0.3, u[:, 2] / 5 + 0.3
+    sc[:, 0, 0], sc[:, 1, 1] = u[:, 3] / 4 + 1.15, u[:, 4] / 4 + 1.15
+    tr[:, 0, 2], tr[:, 1, 2] = u[:, 5] * 5, u[:, 6] * 5
+    return rot @ sh @ sc @ tr
+
+
+def random_affine(n: int, generator: torch.Generator, size: int = 28, device="cpu"):
+    """Random affine maps in the HyperNets code's ranges and composition.
+
+    Returns (theta [N, 2, 3] for `affine`, entries [N, 6]): the entries are the first two rows of the
+    pixel-space matrix (a, b, c, d, e, f), which the authors feed to the hypernetwork as they are.
     """
     u = torch.rand(n, 7, generator=generator, device=generator.device).to(device) * 2 - 1
-    ang = u[:, 0] * math.pi
-    shear = u[:, 1:3] / 5 + 0.3
-    scale = u[:, 3:5] / 4 + 1.15
-    shift = u[:, 5:7] * 5 * 2 / size          # pixels -> normalised units ([-1, 1] spans `size` px)
-    eye = torch.eye(3, device=device).expand(n, 3, 3)
-    rot, sh, sc, tr = (eye.clone() for _ in range(4))
-    rot[:, 0, 0], rot[:, 0, 1], rot[:, 1, 0], rot[:, 1, 1] = ang.cos(), ang.sin(), -ang.sin(), ang.cos()
-    sh[:, 0, 1], sh[:, 1, 0] = shear[:, 0], shear[:, 1]
-    sc[:, 0, 0], sc[:, 1, 1] = scale[:, 0], scale[:, 1]
-    tr[:, 0, 2], tr[:, 1, 2] = shift[:, 0], shift[:, 1]
-    return (rot @ sh @ sc @ tr)[:, :2, :]
+    matrices = authors_affine_matrices(u.double(), size)
+    return pixel_to_grid_theta(matrices, size, size).float(), matrices[:, :2, :].flatten(1).float()
+
+
+def random_affine_theta(n: int, generator: torch.Generator, size: int = 28, device="cpu") -> torch.Tensor:
+    """The normalised [N, 2, 3] matrices of `random_affine`."""
+    return random_affine(n, generator, size, device)[0]
 
 
 def rot90(images: torch.Tensor, k: int = 1) -> torch.Tensor:
