@@ -8,13 +8,18 @@ PROFILE ?= smoke
 PARAMS ?=
 DATASETS ?=
 DEVICE ?= auto
+# offline dataset mirror (a folder of archives + SHA256SUMS): make data MIRROR=../shared/data
+MIRROR ?=
+ifneq ($(MIRROR),)
+export HYPERBOOK_DATA_MIRROR := $(abspath $(MIRROR))
+endif
 
 .PHONY: setup data book test unit nbval site-test run lab status clean help
 
 help:
 	@echo "make book   execute every chapter (reusing recorded results) and build the site in book/_build/html"
 	@echo "make test   unit tests + every chapter under nbval in the smoke profile + the built-site check"
-	@echo "make data   fetch datasets into data/ (STL-10, 2.6 GB, only when named: make data DATASETS=stl10)"
+	@echo "make data   fetch datasets into data/ (offline: make data MIRROR=<folder>; STL-10 only when named: make data DATASETS=stl10)"
 	@echo "make run CHAPTER=hypernets PROFILE=smoke|reduced|full [DEVICE=cuda] [PARAMS='-p seed=1']"
 	@echo "make lab    JupyterLab on the book;  make clean   remove builds and checkpoints"
 

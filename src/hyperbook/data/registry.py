@@ -25,13 +25,16 @@ def _fetch_stl10(data_dir):
 
 
 def _fetch_sr(data_dir):
-    from .sr_folders import prepare_sr
-    return prepare_sr(data_dir)
+    """The benchmarks (Set5, Set14, B100) from folders unpacked by hand, else the mirror; DIV2K and Urban100
+    only by hand (see data/README.md)."""
+    from .mirror import fetch_sr_benchmarks
+    return fetch_sr_benchmarks(data_dir)
 
 
 def _fetch_bsds500(data_dir):
     from .bsds500 import fetch_bsds500
-    return fetch_bsds500(data_dir)
+    from .mirror import fetch_bsds500_offline
+    return fetch_bsds500_offline(data_dir, fetch_bsds500)
 
 
 # required: the book cannot run without it; optional: a failure is reported and the chapters use stand-ins
@@ -40,8 +43,8 @@ DATASETS = {
     "fashion_mnist": (_fetch_fashion_mnist, False),
     "cifar10": (_fetch_cifar(10), False),
     "cifar100": (_fetch_cifar(100), False),
-    "sr_benchmarks": (_fetch_sr, False),
     "bsds500": (_fetch_bsds500, False),
+    "sr_benchmarks": (_fetch_sr, False),     # after bsds500: B100 is BSDS500's val split
 }
 
 # fetched only when named (`make data DATASETS=stl10`): too large to download on every `make data` / `make test`
