@@ -1,93 +1,114 @@
-"""The book's status page, generated from the recorded results against the target list."""
+"""The book's status page: a dashboard of every check (`hyperbook.verdicts`) of every target.
+
+Totals per verdict at the top; then per chapter one row per check: the document's value, ours, the
+difference, the verdict and why, and the profile and data of the run, with a link to the target's place
+in its chapter (the MyST label `(h-f1)=` the book's staging step makes of each chapter's target anchor).
+"""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from .chapters import BOOK_DIR, CHAPTERS, available_chapters
 from .results import DEFAULT_RESULTS_DIR
+from .tables import DASH, format_difference, format_value
 from .targets import TARGETS
+from .verdicts import VERDICTS, all_checks, summary, target_verdict
 
-PROFILE_RANK = {"full": 2, "reduced": 1}
 TITLES = {
     "hypernets": "HyperNets", "functional_images": "Functional image representation", "hecnn": "HE-CNN",
     "hcnn": "Hierarchical attribute CNNs", "thesis_rfnn": "Thesis ch. 3: structured receptive fields",
     "thesis_steerable": "Thesis ch. 4: frames and dynamic steerable blocks", "thesis_irevnet": "Thesis ch. 6: i-RevNet",
 }
+NOT_BUILT = "not yet built"
+EXPLAIN = {
+    "exact": "a data-independent quantity (parameter count, exact property of the construction) equal to the document's",
+    "matches": "within the stated tolerance of the document's value, or the document's stated bound holds",
+    "diverges": "outside the tolerance, from a run that can decide it (a full-protocol run or a data-independent quantity)",
+    "inconclusive": "no number to compare (a figure judged by eye), no recorded run, or a trained number from a "
+                    "cut-down (reduced) run outside the tolerance: short training cannot decide the gap",
+    "not comparable": "the run used stand-in data or is a smoke run: its number is never set against the document's",
+    "not reproducible here": "the document's data cannot be had (the reason is given)",
+}
 
 
-def recorded_runs(results_dir=DEFAULT_RESULTS_DIR) -> dict[str, list[dict]]:
-    """target id -> recorded (non-smoke) runs that regenerate it, best profile first."""
-    found: dict[str, list[dict]] = {}
-    for prov_path in sorted(Path(results_dir).glob("*/*/*/provenance.json")):
-        prov = json.loads(prov_path.read_text())
-        if prov.get("profile") not in PROFILE_RANK:
-            continue
-        metrics = json.loads((prov_path.parent / "metrics.json").read_text())
-        for tid in metrics.get("targets", []):
-            found.setdefault(tid, []).append({
-                "experiment": prov["experiment"], "profile": prov["profile"], "date": prov["date"][:10],
-                "verdict": metrics.get("verdicts", {}).get(tid)})
-    for runs in found.values():
-        runs.sort(key=lambda r: (-PROFILE_RANK[r["profile"]], r["experiment"]))
-    return found
+def anchor(target_id: str) -> str:
+    """The label of a target in its chapter (made by the book's staging step from `<a id="h-f1">`)."""
+    return target_id.lower()
 
 
-def target_status(target, built: set, runs: list[dict]) -> tuple[str, str]:
-    """(status word, detail) of one target."""
-    if target.chapter not in built:
-        return "not yet built", "its chapter is planned, not written yet"
-    if target.not_reproducible:
-        return "not reproducible here", target.not_reproducible
-    if target.missing:
-        return "not yet built", target.missing
-    data = f"; {target.stand_in}" if target.stand_in else ""
-    if runs and runs[0]["profile"] == "full":
-        best = runs[0]
-        return best["verdict"] or "recorded", f"full run of {best['experiment']} ({best['date']}){data}"
-    if runs:
-        names = ", ".join(sorted({r["experiment"] for r in runs}))
-        verdicts = sorted({r["verdict"] for r in runs if r["verdict"]})
-        said = f"; the reduced run's own check: {', '.join(verdicts)}" if verdicts else ""
-        return "regenerated", f"smoke run in CI; reduced-protocol CPU run recorded ({names}){said}; no full run yet{data}"
-    return "regenerated", f"smoke run in CI; no recorded run yet{data}"
+def link(target_id: str) -> str:
+    return f"{{ref}}`{target_id} <{anchor(target_id)}>`"
 
 
 def status_rows(results_dir=DEFAULT_RESULTS_DIR, chapters_built=None) -> list[dict]:
+    """One row per check, in target order; targets of unwritten chapters get one 'not yet built' row."""
     built = set(available_chapters() if chapters_built is None else chapters_built)
-    runs = recorded_runs(results_dir)
+    by_target: dict[str, list] = {}
+    for c in all_checks(results_dir):
+        by_target.setdefault(c.target, []).append(c)
     rows = []
     for t in TARGETS:
-        word, detail = target_status(t, built, runs.get(t.id, []))
-        page = CHAPTERS[t.chapter].replace(".ipynb", ".html")
-        rows.append({"id": t.id, "chapter": t.chapter, "link": f"{page}#{t.id.lower()}", "what": t.what,
-                     "document": t.document, "status": word, "detail": detail})
+        if t.chapter not in built:
+            rows.append({"id": t.id, "chapter": t.chapter, "claim": t.what, "document": t.document or None,
+                         "ours": None, "difference": None, "unit": "", "verdict": NOT_BUILT,
+                         "why": "its chapter is not written yet", "run": DASH, "target_verdict": NOT_BUILT,
+                         "linked": False})
+            continue
+        checks = by_target.get(t.id, [])
+        word = target_verdict(checks)
+        for c in checks:
+            run = (f"{c.run.profile}, {c.run.experiment}, {c.run.date}" if c.run else "from code (no training)")
+            data = c.run.data(c.data_keys) if c.run else ""
+            rows.append({"id": t.id, "chapter": t.chapter, "claim": c.claim, "document": c.document,
+                         "ours": c.ours, "difference": c.difference, "unit": c.unit, "verdict": c.verdict,
+                         "why": c.reason, "run": run, "data": data or "the document's",
+                         "target_verdict": word, "linked": True})
     return rows
 
 
-def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+def _cell(text) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ") if text not in (None, "") else DASH
+
+
+def _value(v, unit) -> str:
+    return _cell(format_value(v, unit) if not isinstance(v, str) else v)
 
 
 def render_status(results_dir=DEFAULT_RESULTS_DIR, chapters_built=None) -> str:
     rows = status_rows(results_dir, chapters_built)
-    counts: dict[str, int] = {}
+    per_check = {}
     for r in rows:
-        counts[r["status"]] = counts.get(r["status"], 0) + 1
+        per_check[r["verdict"]] = per_check.get(r["verdict"], 0) + 1
+    per_target: dict[str, int] = {}
+    seen = set()
+    for r in rows:
+        if r["id"] not in seen:
+            seen.add(r["id"])
+            per_target[r["target_verdict"]] = per_target.get(r["target_verdict"], 0) + 1
+    order = list(VERDICTS) + [NOT_BUILT]
     lines = ["# Status of every target", "",
-             "Generated by `python -m hyperbook.cli status` from the recorded results in `results/` and the target list "
-             "(`hyperbook.targets`); `make book` regenerates it. Status words: *regenerated* (drawn by a smoke run in CI), "
-             "*recorded* (a full-profile run stored with provenance), *matches* / *diverges* (recorded and within / outside "
-             "the stated tolerance of the document), *not reproducible here* (with the reason). A reduced-protocol CPU run "
-             "is not a full run: targets that have one stay *regenerated* and say so.", "",
-             "Totals: " + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())), ""]
+             "Generated by `python -m hyperbook.cli status` from the recorded runs in `results/` and the checks of "
+             "`hyperbook.verdicts` (one per number a document states); `make book` regenerates it.", "",
+             f"**{len(rows)} checks of {len(seen)} targets.**", "",
+             "| verdict | checks | targets | meaning |", "| --- | ---: | ---: | --- |"]
+    for word in order:
+        if word in per_check or word in per_target:
+            lines.append(f"| **{word}** | {per_check.get(word, 0)} | {per_target.get(word, 0)} | "
+                         f"{_cell(EXPLAIN.get(word, 'its chapter is not written yet'))} |")
+    lines += ["", "A target's verdict is the least favourable of its checks' (in the order: not reproducible here, "
+              "diverges, inconclusive, not comparable, matches, exact). The difference is ours minus the "
+              "document's, shown only where the two may be compared.", ""]
     for chapter in CHAPTERS:
-        lines += [f"## {TITLES.get(chapter, chapter)}", "", "| target | what | document | status | detail |",
-                  "| --- | --- | --- | --- | --- |"]
+        lines += [f"## {TITLES.get(chapter, chapter)}", "",
+                  "| target | claim | document | ours | difference | verdict | why | run | data |",
+                  "| --- | --- | ---: | ---: | ---: | --- | --- | --- | --- |"]
+        last = None
         for r in (r for r in rows if r["chapter"] == chapter):
-            ident = f"[{r['id']}]({r['link']})" if r["status"] != "not yet built" else r["id"]
-            lines.append(f"| {ident} | {_cell(r['what'])} | {_cell(r['document'])} | **{r['status']}** | "
-                         f"{_cell(r['detail'])} |")
+            ident = (link(r["id"]) if r["linked"] else r["id"]) if r["id"] != last else "″"
+            last = r["id"]
+            lines.append(f"| {ident} | {_cell(r['claim'])} | {_value(r['document'], r['unit'])} | "
+                         f"{_value(r['ours'], r['unit'])} | {_cell(format_difference(r['difference'], r['unit']))} | "
+                         f"**{r['verdict']}** | {_cell(r['why'])} | {_cell(r['run'])} | {_cell(r.get('data'))} |")
         lines.append("")
     return "\n".join(lines)
 
