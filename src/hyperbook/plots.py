@@ -7,15 +7,48 @@ import pandas as pd
 import torch
 
 
-def image_grid(images, nrows: int, ncols: int, *, titles=None, row_labels=None, col_labels=None,
-               cmap="gray", vmin=-1.0, vmax=1.0, scale: float = 0.9, suptitle: str | None = None):
-    """Show images [nrows*ncols, H, W] (or [.., 1, H, W], or [.., H, W, 3]) in a grid; returns the figure."""
+FIGURE_DPI = 200          # 2x the screen's 100 dpi: thin strips stay readable
+MAX_COLUMNS = 10          # a strip longer than this is wrapped into rows
+
+
+def setup_figures() -> None:
+    """Notebook figures at 2x resolution (retina PNG: twice the pixels, shown at the same size).
+    The book's staging step calls it at the top of every chapter; chapters need not."""
+    plt.rcParams["savefig.dpi"] = FIGURE_DPI
+    plt.rcParams["figure.dpi"] = 100
+    try:
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+        set_matplotlib_formats("retina")
+    except Exception:  # noqa: BLE001 -- outside IPython there is nothing to set
+        pass
+
+
+def wrap_shape(n: int, max_cols: int = MAX_COLUMNS) -> tuple[int, int]:
+    """(rows, columns) of a strip of n images wrapped at max_cols."""
+    if n < 1 or max_cols < 1:
+        raise ValueError(f"wrap_shape: need n >= 1 and max_cols >= 1, got n={n}, max_cols={max_cols}")
+    cols = min(n, max_cols)
+    return -(-n // cols), cols
+
+
+def image_grid(images, nrows: int | None = None, ncols: int | None = None, *, titles=None, row_labels=None,
+               col_labels=None, cmap="gray", vmin=-1.0, vmax=1.0, scale: float = 0.9, suptitle: str | None = None,
+               max_cols: int = MAX_COLUMNS):
+    """Show images [n, H, W] (or [n, 1, H, W], or [n, H, W, 3]) in a grid; returns the figure.
+
+    Without nrows/ncols a strip is wrapped into rows of at most `max_cols`. Column labels sit above the
+    top row, per-image titles under each image when column labels are given too, and the suptitle above
+    everything (a constrained layout keeps them apart)."""
     images = np.asarray(images)
     if images.ndim == 4 and images.shape[1] in (1, 3) and images.shape[-1] not in (1, 3):
         images = np.moveaxis(images, 1, -1)
     if images.ndim == 4 and images.shape[-1] == 1:
         images = images[..., 0]
-    fig, axes = plt.subplots(nrows, ncols, figsize=(scale * ncols, scale * nrows), squeeze=False)
+    if nrows is None or ncols is None:
+        nrows, ncols = wrap_shape(len(images), max_cols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(scale * ncols + (0.8 if row_labels is not None else 0),
+                                                    scale * nrows + (0.35 if suptitle else 0) + 0.2),
+                             squeeze=False, layout="constrained")
     for k, ax in enumerate(axes.flat):
         ax.set_xticks([]), ax.set_yticks([])
         for side in ax.spines.values():
@@ -23,7 +56,10 @@ def image_grid(images, nrows: int, ncols: int, *, titles=None, row_labels=None, 
         if k < len(images):
             ax.imshow(images[k], cmap=cmap if images[k].ndim == 2 else None, vmin=vmin, vmax=vmax)
         if titles is not None and k < len(titles):
-            ax.set_title(titles[k], fontsize=7)
+            if col_labels is not None:
+                ax.set_xlabel(titles[k], fontsize=7)
+            else:
+                ax.set_title(titles[k], fontsize=7)
     if row_labels is not None:
         for r, label in enumerate(row_labels):
             axes[r, 0].set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
@@ -32,8 +68,49 @@ def image_grid(images, nrows: int, ncols: int, *, titles=None, row_labels=None, 
             axes[0, c].set_title(label, fontsize=7)
     if suptitle:
         fig.suptitle(suptitle, fontsize=9)
-    fig.tight_layout(pad=0.2)
     return fig
+
+
+def save_figure(fig, path, dpi: int = FIGURE_DPI):
+    """Save at 2x dpi (PNG) or as SVG (by the file's suffix); returns the path."""
+    from pathlib import Path
+    path = Path(path)
+    if path.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise ValueError(f"save_figure: {path.name}: use .png, .svg or .pdf")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    return path
+
+
+def figure_markdown(fig, *, caption: str, alt: str, name: str, dpi: int = FIGURE_DPI) -> str:
+    """A MyST figure directive with the figure embedded (PNG at 2x dpi as a data URI): numbered by
+    Sphinx, with its caption, alt text and a label `name` that `{numref}` can cite."""
+    import base64
+    import io
+    import re
+    if not caption or not alt:
+        raise ValueError("figure_markdown: a figure needs a caption and an alt text")
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", name or ""):
+        raise ValueError(f"figure_markdown: name {name!r} must be lower-case letters, digits and dashes")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    data = base64.b64encode(buf.getvalue()).decode()
+    alt_line = " ".join(alt.split())
+    width = f"{fig.get_size_inches()[0] * 100:.0f}px"
+    return (f"```{{figure}} data:image/png;base64,{data}\n:name: {name}\n:alt: {alt_line}\n:width: {width}\n\n"
+            f"{caption.strip()}\n```")
+
+
+def show_figure(fig, *, caption: str, alt: str, name: str):
+    """Show a figure with a number, caption and alt text (the chapter's cell prints nothing else):
+
+        plots.show_figure(fig, caption="H-F3: ...", alt="Grid of rotated digits ...", name="fig-h-f3")
+
+    The book renders the Markdown output as MyST (nb_render_markdown_format: myst)."""
+    from IPython.display import Markdown, display
+    text = figure_markdown(fig, caption=caption, alt=alt, name=name)
+    plt.close(fig)
+    display(Markdown(text))
 
 
 def layer_table(model: torch.nn.Module, *example_inputs, leaf_only: bool = True, **example_kwargs) -> pd.DataFrame:
