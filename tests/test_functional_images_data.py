@@ -1,4 +1,6 @@
 """Super-resolution metrics against scikit-image, the folder loader, the missing-dataset error, stand-ins."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -8,10 +10,13 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from hyperbook.data.checksums import md5sum
 from hyperbook.data.sr_folders import (SR_DATASETS, STANDIN_TEST, STANDIN_TRAIN, load_lfw_faces,
-                                       load_sr_folder, sr_available, write_manifest)
+                                       load_sr_folder, sr_available, to_tensor01, write_manifest)
 from hyperbook.errors import ChecksumError, DatasetMissingError, UnknownChoiceError
 from hyperbook.experiments.functional_images import PatchSampler
-from hyperbook.metrics import bicubic_baseline, downscale, luminance, modcrop, psnr, quantise, ssim
+from hyperbook.metrics import (bicubic_baseline, bicubic_upscale, downscale, imresize, luminance, make_lr, modcrop,
+                               psnr, quantise, resize_matrix, ssim)
+
+DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 def pair(seed=0, h=40, w=48):
@@ -116,18 +121,114 @@ def test_patch_sampler_pairs_are_aligned():
     lr, hr = s.sample(3, 6, 5, torch.Generator().manual_seed(0))
     assert lr.shape == (6, 3, 5, 5) and hr.shape == (6, 3, 15, 15)
     # the LR patch is (up to 8-bit rounding and the border of the kernel) the down-scaled HR patch
-    inner = (downscale(hr, 3) - lr)[..., 1:-1, 1:-1].abs()
+    inner = (downscale(hr, 3) - lr)[..., 2:-2, 2:-2].abs()
     assert inner.mean() < 0.03
+
+
+def _padded_reference_sample(images, scale, batch, patch, g):
+    """The old sampler's algorithm (every image padded to the largest size, one gather), for comparison."""
+    hrs = [modcrop(torch.from_numpy(im).permute(2, 0, 1), scale) for im in images]
+    lrs = [(make_lr(h.float() / 255, scale) * 255).round().to(torch.uint8) for h in hrs]
+    n = torch.randint(len(images), (batch,), generator=g)
+    sizes = torch.tensor([l.shape[-2:] for l in lrs])[n]
+    pos = (torch.rand(batch, 2, generator=g) * (sizes - patch + 1).clamp(min=1)).long()
+    lr = torch.stack([lrs[k][:, y:y + patch, x:x + patch] for k, (y, x) in zip(n.tolist(), pos.tolist())])
+    hr = torch.stack([hrs[k][:, y * scale:(y + patch) * scale, x * scale:(x + patch) * scale]
+                      for k, (y, x) in zip(n.tolist(), pos.tolist())])
+    return lr.float() / 255, hr.float() / 255
+
+
+def test_patch_sampler_keeps_images_unpadded_and_draws_the_same_crops():
+    """Memory: no tensor padded to the largest image (the old sampler's ~10 GB per scale on DIV2K);
+    distribution: the same crops as the padded sampler for the same generator state."""
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 256, (40, 90, 3)).astype(np.uint8), rng.integers(0, 256, (80, 24, 3)).astype(np.uint8)]
+    s = PatchSampler(images, (2, 4), "cpu")
+    stored = list(s.hr) + [t for lrs in s.lr.values() for t in lrs]
+    assert all(isinstance(t, torch.Tensor) and t.dtype == torch.uint8 for t in stored)
+    assert sum(t.numel() for t in stored) < 1.5 * 3 * (40 * 90 + 80 * 24)   # padded: 2 x 3 x 80 x 90 per scale
+    assert [tuple(t.shape) for t in s.lr[4]] == [(3, 10, 22), (3, 20, 6)]
+    for scale in (2, 4):
+        got = s.sample(scale, 32, 5, torch.Generator().manual_seed(3))
+        want = _padded_reference_sample(images, scale, 32, 5, torch.Generator().manual_seed(3))
+        assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+    # uniform over images and over every valid corner (here 6 x 18 and 16 x 2 corners at x4)
+    g = torch.Generator().manual_seed(0)
+    lr, hr = s.sample(4, 4000, 5, g)
+    assert hr.shape == (4000, 3, 20, 20)
+    with pytest.raises(ValueError, match="smaller than"):
+        s.sample(4, 2, 7, g)
+
+
+def test_sampler_and_loader_fall_back_only_when_allowed(tmp_path):
+    from hyperbook.experiments.functional_images import STANDIN_SET, load_sr_data
+    with pytest.raises(DatasetMissingError, match="Set5"):
+        load_sr_data("benchmarks", tmp_path, allow_standin=False)
+    test, train, label = load_sr_data("benchmarks", tmp_path, allow_standin=True)
+    assert list(test) == [STANDIN_SET] and "stand-in" in label and len(train) == 11
+    with pytest.raises(UnknownChoiceError):
+        load_sr_data("div3k", tmp_path)
+
+
+def test_full_profiles_never_use_a_standin():
+    from hyperbook.experiments.functional_images import SRCNNConfig, SRConfig
+    for cfg in (SRConfig.for_profile("full"), SRCNNConfig.for_profile("full")):
+        assert cfg.allow_standin is False and cfg.data == "benchmarks" and cfg.precision == "fp32"
+
+
+# ----------------------------------------------------------------------------- the bicubic kernel
+@pytest.mark.parametrize("size", [(80, 104), (120, 156), (20, 26), (13, 17)])
+def test_bicubic_is_matlab_and_pil_bicubic(size):
+    """Up- and down-scaling match PIL's BICUBIC (a = -0.5, antialiased; MATLAB's kernel) away from the
+    border (PIL renormalises at the border, MATLAB mirrors). torch's non-antialiased bicubic (a = -0.75,
+    the old up-scaling) differs by ~0.07 here."""
+    x = torch.rand(40, 52, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    ours = imresize(x, size=size).numpy()
+    pil = np.asarray(Image.fromarray(x.numpy().astype(np.float32), "F").resize(size[::-1], Image.BICUBIC))
+    b = 4
+    assert np.abs(ours - pil)[b:-b, b:-b].max() < 1e-5
+    if size[0] > 40:
+        up = bicubic_upscale(x[None].float(), size)[0].numpy()
+        assert np.abs(up - np.clip(pil, 0, 1))[b:-b, b:-b].max() < 1e-5
+
+
+def test_matlab_resize_rows_and_mirrored_border():
+    m = resize_matrix(32, 16)                            # x1/2, antialiased: the kernel spans 8 input pixels
+    torch.testing.assert_close(m.sum(1), torch.ones(16, dtype=torch.float64))
+    assert torch.allclose(m[5], m[6].roll(-2))          # interior rows are shifted copies
+    assert (m[6] != 0).sum() == 8
+    assert m[0, 0] > m[0, 1] > 0                        # mirrored border: the first pixel weighs more
+    assert imresize(torch.rand(3, 9, 10), scale=0.5).shape == (3, 5, 5)     # ceil, as MATLAB
+    with pytest.raises(ValueError):
+        imresize(torch.rand(3, 9, 10))
+
+
+# Published per-image bicubic PSNR on Set5 (Dong et al., SRCNN, TPAMI 2016, table of Set5 results):
+PUBLISHED_SET5_BICUBIC = {("baby", 2): 37.07, ("bird", 2): 36.81, ("butterfly", 2): 27.43, ("head", 2): 34.86,
+                          ("woman", 2): 32.14, ("baby", 3): 33.91, ("butterfly", 3): 24.04, ("baby", 4): 31.78,
+                          ("butterfly", 4): 22.10}
+
+
+@pytest.mark.skipif(not (DATA / "benchmark" / "Set5" / "HR" / "baby.png").exists(), reason="Set5 not in data/")
+@pytest.mark.parametrize("name,scale", [("baby", 2), ("butterfly", 3), ("bird", 2), ("butterfly", 4)])
+def test_bicubic_psnr_matches_the_published_value_on_set5(name, scale):
+    """The whole pipeline (mod-crop, MATLAB bicubic down, 8 bits, bicubic up, Y, border crop) on the real
+    image lands on the published bicubic PSNR (old torch a=-0.75 up-scaling: +0.2 to +0.3 dB here)."""
+    hr = to_tensor01(np.asarray(Image.open(DATA / "benchmark" / "Set5" / "HR" / f"{name}.png").convert("RGB")))
+    p, _ = bicubic_baseline(hr, scale)
+    assert p == pytest.approx(PUBLISHED_SET5_BICUBIC[(name, scale)], abs=0.04)
 
 
 def test_prepare_sr_writes_manifests_and_reports_missing(tmp_path):
     from hyperbook.data.sr_folders import prepare_sr
-    for name, (rel, count) in SR_DATASETS.items():
+    from hyperbook.data.sr_folders import PREPARED_SR
+    for name in PREPARED_SR:
+        rel, count = SR_DATASETS[name]
         if name != "Urban100":
             write_images(tmp_path / rel, count, size=(4, 4))
     with pytest.raises(DatasetMissingError, match="Urban100"):
         prepare_sr(tmp_path)
     write_images(tmp_path / SR_DATASETS["Urban100"][0], 100, size=(4, 4))
     prepare_sr(tmp_path)
-    assert all((tmp_path / rel / "MANIFEST.md5").exists() for rel, _ in SR_DATASETS.values())
+    assert all((tmp_path / SR_DATASETS[n][0] / "MANIFEST.md5").exists() for n in PREPARED_SR)
     assert sr_available(tmp_path)

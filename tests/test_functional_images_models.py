@@ -113,19 +113,30 @@ def test_patch_origins_cover_the_image():
 
 
 @pytest.mark.parametrize("sy,sx", [(2, 2), (3, 3), (2.5, 1.0)])
-def test_upscale_sizes_and_constant_image(sy, sx):
-    """Any scale, also non-integer; a network that returns a constant reproduces it everywhere."""
+def test_upscale_agrees_with_rendering_each_patch(sy, sx):
+    """A random (untrained) target network per patch: with patches side by side (stride = patch), every
+    output pixel must be exactly what its own patch's target network renders at that pixel (a
+    misaligned patch or a shifted local coordinate breaks this; a constant image could not)."""
     m = small(use_alpha=True)
+    p = 8
+    lr = torch.rand(3, 2 * p, 3 * p, generator=torch.Generator().manual_seed(1))
+    out = upscale(m, lr, sy, sx, patch=p, stride=p)
+    assert out.shape == (3, round(2 * p * sy), round(3 * p * sx))
+    hp, wp = round(p * sy), round(p * sx)
+    alpha = max(sy, sx)
     with torch.no_grad():
-        for branch in m.hyper.branches[-1:]:                     # output layer: W = 0, bias = logit(0.3)
-            branch.head.weight.zero_()
-            n = branch.head.bias.numel()
-            branch.head.bias.zero_()
-            branch.head.bias[n - 3:] = torch.logit(torch.tensor(0.3))
-    lr = torch.rand(3, 21, 30)
-    out = upscale(m, lr, sy, sx, patch=8)
-    assert out.shape == (3, round(21 * sy), round(30 * sx))
-    torch.testing.assert_close(out, torch.full_like(out, 0.3), rtol=0, atol=1e-5)
+        for py in range(2):
+            for px in range(3):
+                piece = lr[:, py * p:(py + 1) * p, px * p:(px + 1) * p][None]
+                want = m.render(piece, hp, wp, alpha=alpha)[0]
+                got = out[:, py * hp:(py + 1) * hp, px * wp:(px + 1) * wp]
+                torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
+    # with the default overlapping patches, a one-patch image is its network's rendering
+    single = lr[:, :p, :p]
+    with torch.no_grad():
+        torch.testing.assert_close(upscale(m, single, sy, sx, patch=p),
+                                   m.render(single[None], round(p * sy), round(p * sx), alpha=alpha)[0],
+                                   rtol=0, atol=1e-5)
 
 
 def test_smoke_training_beats_the_untrained_network():
@@ -154,8 +165,8 @@ def test_layer_table_of_bound_target():
 
 
 def test_srcnn_and_luminance_helpers():
-    s = SRCNN()
-    assert sum(p.numel() for p in s.parameters()) == 64 * 81 + 64 + 32 * 64 + 32 + 32 * 25 + 1
+    s = SRCNN()                                   # the published 9-5-5, 64/32 filters
+    assert sum(p.numel() for p in s.parameters()) == 64 * 81 + 64 + 32 * 64 * 25 + 32 + 32 * 25 + 1
     assert s(torch.rand(2, 1, 20, 20)).shape == (2, 1, 20, 20)
     rgb = torch.rand(3, 8, 8) * 0.6 + 0.2
     y = rgb_to_y01(rgb)

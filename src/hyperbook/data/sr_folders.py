@@ -1,4 +1,4 @@
-"""Super-resolution image folders (DIV2K, Set5, Set14, B100, Urban100), faces, and offline stand-ins.
+"""Super-resolution image folders (DIV2K, BSD200, Set5, Set14, B100, Urban100), faces, and offline stand-ins.
 
 Standard layout under the data folder (the one of the EDSR/RDN code bases):
 
@@ -7,6 +7,7 @@ Standard layout under the data folder (the one of the EDSR/RDN code bases):
     <data_dir>/benchmark/Set14/HR/*.png       (14)
     <data_dir>/benchmark/B100/HR/*.png        (100)
     <data_dir>/benchmark/Urban100/HR/*.png    (100)
+    <data_dir>/BSR/BSDS500/data/images/train/*.jpg   (BSD200: the 200 BSDS500 training images)
 
 A folder may hold `MANIFEST.md5` (lines "md5  file name", as `md5sum` writes
 them); when it does, every listed file is verified before loading. A missing or
@@ -37,7 +38,10 @@ SR_DATASETS = {
     "Set14": ("benchmark/Set14/HR", 14),
     "B100": ("benchmark/B100/HR", 100),
     "Urban100": ("benchmark/Urban100/HR", 100),
+    # the 200 BSDS500 training images (JPEG), the usual DIV2K substitute ("BSD200"); not in `make data`'s list
+    "BSD200": ("BSR/BSDS500/data/images/train", 200),
 }
+PREPARED_SR = ("DIV2K", "Set5", "Set14", "B100", "Urban100")
 SR_TEST_SETS = ("Set5", "Set14", "B100", "Urban100")
 
 FETCH_HINT = ("download DIV2K_train_HR.zip (data.vision.ee.ethz.ch/cvl/DIV2K) and the EDSR 'benchmark' "
@@ -115,7 +119,7 @@ def load_sr_folder(data_dir, name: str, expected_count: int | None = None) -> li
     return out
 
 
-def sr_available(data_dir, names=("DIV2K",) + SR_TEST_SETS) -> bool:
+def sr_available(data_dir, names=PREPARED_SR) -> bool:
     try:
         for name in names:
             folder = sr_folder(data_dir, name)
@@ -177,7 +181,7 @@ def prepare_sr(data_dir) -> Path:
     Nothing can be downloaded by this function (the archives sit behind web pages); a missing
     folder raises DatasetMissingError with the instructions.
     """
-    for name in SR_DATASETS:
+    for name in PREPARED_SR:
         folder = sr_folder(data_dir, name)
         if folder.is_dir() and len(image_files(folder)) >= SR_DATASETS[name][1] \
                 and not (folder / "MANIFEST.md5").exists():

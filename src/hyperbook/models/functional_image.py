@@ -364,12 +364,14 @@ def upscale(model: FunctionalImageModel, lr: torch.Tensor, scale_y: float, scale
 
 # ----------------------------------------------------------------------------- SRCNN baseline
 class SRCNN(nn.Module):
-    """SRCNN (Dong et al. 2014/2016), 9-1-5 with 64 and 32 filters, on the luminance of a bicubic up-scale.
+    """SRCNN (Dong et al. 2016), by default the published 9-5-5 with 64 and 32 filters, on the luminance
+    of a bicubic up-scale.
 
-    'same' padding (replicate) keeps the image size; input and output are Y in [0, 1].
+    'same' padding (replicate, as SRCNN's MATLAB demo filters) keeps the image size; training as
+    published scores only the centre that no padding reaches (`srcnn_margin`). Y in [0, 1].
     """
 
-    def __init__(self, f1: int = 9, f2: int = 1, f3: int = 5, n1: int = 64, n2: int = 32):
+    def __init__(self, f1: int = 9, f2: int = 5, f3: int = 5, n1: int = 64, n2: int = 32):
         super().__init__()
         self.body = nn.Sequential(
             nn.Conv2d(1, n1, f1, padding=f1 // 2, padding_mode="replicate"), nn.ReLU(inplace=True),
