@@ -76,6 +76,39 @@ def cmd_run(args) -> None:
           f"results recorded under results/{chapter}/")
 
 
+XREF_FAILURES = ("myst.xref_missing", "undefined label", "reference target not found", "unknown document")
+
+
+def stage_chapter(chapter: str, out: Path) -> Path:
+    """Execute one chapter in the 'book' profile into the staging folder, then apply the site's view
+    (nbtools.stage_for_site): hidden setup cell first (no truncated table cell, 2x figures)."""
+    import tempfile
+
+    import nbformat
+    import papermill
+
+    from .nbtools import stage_for_site, with_book_setup
+    source = notebook_path(chapter)
+    if not source.exists():
+        raise BookError(f"chapter {chapter!r} is planned but its notebook {source} is not written yet; "
+                        f"written chapters: {', '.join(available_chapters())}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="hyperbook-stage-") as tmp:
+        prepared = Path(tmp) / source.name
+        nbformat.write(with_book_setup(nbformat.read(source, as_version=4)), prepared)
+        papermill.execute_notebook(str(prepared), str(out), parameters={"profile": "book", "reuse": True},
+                                   kernel_name="python3", cwd=str(source.parent), progress_bar=False)
+    nbformat.write(stage_for_site(nbformat.read(out, as_version=4), chapter), out)
+    return out
+
+
+def check_build_log(log: str) -> None:
+    """Fail on an unresolved cross-reference (a dead link on the site)."""
+    bad = [line for line in log.splitlines() if any(key in line for key in XREF_FAILURES)]
+    if bad:
+        raise BookError("the book has unresolved cross-references:\n  " + "\n  ".join(bad[:20]))
+
+
 def cmd_book(args) -> None:
     """Stage the book sources, execute each written chapter in the 'book' profile, build HTML offline."""
     write_status()
@@ -85,10 +118,16 @@ def cmd_book(args) -> None:
     chapters = args.chapters or available_chapters()
     for chapter in chapters:
         print(f"executing {chapter} ...", flush=True)
-        execute(check_chapter(chapter), STAGE_DIR / CHAPTERS[chapter], {"profile": "book", "reuse": True})
+        stage_chapter(check_chapter(chapter), STAGE_DIR / CHAPTERS[chapter])
     cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(STAGE_DIR),
            "--path-output", str(BOOK_DIR), "--builder", "html", "--keep-going"]
-    subprocess.run(cmd, check=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    log = proc.stdout + proc.stderr
+    (BUILD_DIR / "build.log").write_text(log)
+    print(log[-3000:])
+    if proc.returncode != 0:
+        raise BookError(f"jupyter-book build failed (exit {proc.returncode}); log: {BUILD_DIR / 'build.log'}")
+    check_build_log(log)
     print(f"site: {(BUILD_DIR / 'html' / 'index.html').relative_to(REPO_ROOT)}")
 
 

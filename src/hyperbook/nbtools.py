@@ -9,10 +9,85 @@ deterministic.
 from __future__ import annotations
 
 import argparse
+import re
 
 import nbformat
 
 MARK = "# NBVAL_CHECK_OUTPUT"
+SETUP_TAG = "book-setup"
+SETUP_SOURCE = ("# set by the book's staging step: no table cell cut, figures at 2x\n"
+                "from hyperbook.tables import set_display_options as _sdo\n"
+                "from hyperbook.plots import setup_figures as _sf\n_sdo(); _sf()")
+ANCHOR = re.compile(r'<a\s+id="([A-Za-z0-9_.-]+)"\s*>\s*</a>')
+HEADING = re.compile(r"^#{1,6} +(.+?)\s*$", re.M)
+
+
+def add_tag(cell, tag: str) -> None:
+    tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+    if tag not in tags:
+        tags.append(tag)
+
+
+def with_book_setup(nb):
+    """A copy of nb with a hidden setup cell (display options, 2x figures) after the parameters cell."""
+    nb = nbformat.from_dict(nb)
+    cell = nbformat.v4.new_code_cell(SETUP_SOURCE, metadata={"tags": [SETUP_TAG, "remove-cell"]})
+    at = next((k + 1 for k, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])), 0)
+    nb.cells.insert(at, cell)
+    return nb
+
+
+def anchors_to_labels(source: str) -> str:
+    """`<a id="h-f1"></a>` anchors -> MyST labels `(h-f1)=` on their own lines right before the next
+    heading (a label Sphinx resolves: `{ref}` links to it work, a dead one fails the build)."""
+    ids = ANCHOR.findall(source)
+    if not ids:
+        return source
+    text = ANCHOR.sub("", source)
+    labels = "".join(f"({i})=\n" for i in ids)
+    m = HEADING.search(text)
+    if m is None:
+        return labels + "\n" + text.lstrip("\n")
+    before = text[:m.start()]
+    return (before.rstrip("\n") + "\n\n" if before.strip() else "") + labels + text[m.start():]
+
+
+def _has_image(cell) -> bool:
+    return any(o.get("output_type") in ("display_data", "execute_result") and
+               any(k.startswith("image/") for k in o.get("data", {})) for o in cell.get("outputs", []))
+
+
+def stage_for_site(nb, chapter: str = ""):
+    """What the reader sees of an executed chapter (the notebook in book/chapters is untouched):
+    the parameters cell, papermill's injected cell and the setup cell removed; every code cell's input
+    hidden behind a toggle, with `# NBVAL_CHECK_OUTPUT` marker lines stripped; target anchors turned into
+    MyST labels; each figure output captioned (numbered) by the heading of its section, with that as alt
+    text too, unless the cell already sets mystnb figure/image options."""
+    heading = ""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = anchors_to_labels(cell.source)
+            found = HEADING.findall(cell.source)
+            if found:
+                heading = re.sub(r"[*_`]", "", found[-1]).strip()
+            continue
+        if cell.cell_type != "code":
+            continue
+        tags = cell.metadata.get("tags", [])
+        if {"parameters", "injected-parameters", SETUP_TAG} & set(tags):
+            add_tag(cell, "remove-cell")
+            continue
+        cell.source = "\n".join(line for line in cell.source.splitlines() if line.strip() != MARK).lstrip("\n")
+        if "remove-input" not in tags:
+            add_tag(cell, "hide-input")
+        if _has_image(cell) and heading:
+            opts = cell.metadata.setdefault("mystnb", {})
+            n_images = sum(1 for o in cell.outputs if any(k.startswith("image/") for k in o.get("data", {})))
+            if "figure" not in opts:
+                what = f"{heading} (drawn by this chapter's code from its recorded runs)"
+                opts["figure"] = {"caption": what if n_images == 1 else what + "."}
+            opts.setdefault("image", {"alt": f"Figure: {heading}"})
+    return nb
 
 
 def is_checked(cell) -> bool:
