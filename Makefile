@@ -49,6 +49,8 @@ nbval: data
 	  $(PY) -m pytest -q --nbval-lax --nbval-current-env book/chapters
 
 site-test: book
+	@test -x /usr/bin/chromium || { echo "installing Debian's chromium for the screenshot checks"; \
+	  (apt-get update && apt-get install -y chromium) >/dev/null 2>&1 || echo "could not install chromium: screenshot checks will skip"; }
 	$(PY) -m pytest tests -q -m site
 
 test: unit nbval site-test

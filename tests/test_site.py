@@ -77,6 +77,77 @@ def test_every_target_has_an_anchor_in_its_chapter_and_a_row_on_the_status_page(
             assert f'id="{t.id.lower()}"' in page, f"{t.id}: no anchor in {t.chapter}"
 
 
+def _main(html: str) -> str:
+    """The page's article (what the chapter shows), without navigation and theme chrome."""
+    m = re.search(r"<main\b.*?</main>", html, re.S)
+    return m.group(0) if m else html
+
+
+def test_no_table_cell_is_cut(site):
+    cut = []
+    for page in [*chapter_pages(site), site / "status.html"]:
+        for cell in re.findall(r"<t[dh]\b[^>]*>(.*?)</t[dh]>", page.read_text(), re.S):
+            text = re.sub(r"<[^>]+>", "", cell).strip()
+            if text.endswith(("...", "\u2026")) or re.search(r"\w\.\.\.$", text):
+                cut.append(f"{page.name}: {text[-80:]}")
+    assert not cut, f"{len(cut)} truncated cells, e.g.\n" + "\n".join(cut[:10])
+
+
+def test_every_figure_has_a_number_a_caption_and_alt_text(site):
+    missing = []
+    for page in chapter_pages(site):
+        main = _main(page.read_text())
+        outside = re.sub(r"<figure\b.*?</figure>", "", main, flags=re.S)
+        for img in re.findall(r"<img\b[^>]*>", outside):
+            missing.append(f"{page.name}: no caption: {img[:120]}")
+        for fig in re.findall(r"<figure\b.*?</figure>", main, flags=re.S):
+            if "caption-number" not in fig:
+                missing.append(f"{page.name}: figure without a numbered caption")
+            for alt in re.findall(r"<img\b[^>]*\balt=\"([^\"]*)\"", fig):
+                if not alt.strip() or re.search(r"\.(png|svg|jpg)$", alt) or "/" in alt:
+                    missing.append(f"{page.name}: alt text {alt!r}")
+    assert not missing, f"{len(missing)} problems, e.g.\n" + "\n".join(missing[:10])
+
+
+def _ids(path: Path, cache={}) -> set:
+    if path not in cache:
+        cache[path] = set(re.findall(r"\bid=\"([^\"]+)\"", path.read_text(errors="replace")))
+    return cache[path]
+
+
+def test_no_internal_link_is_dead(site):
+    dead = []
+    for page in site.rglob("*.html"):
+        if "_static" in page.parts or "_sources" in page.parts:
+            continue
+        for href in re.findall(r"<a\b[^>]*\bhref=\"([^\"]+)\"", page.read_text(errors="replace")):
+            if re.match(r"^(https?:|mailto:|data:|javascript:)", href) or href.startswith("//"):
+                continue
+            target, _, frag = href.partition("#")
+            path = (page.parent / target).resolve() if target else page
+            if target and not path.exists():
+                dead.append(f"{page.relative_to(site)}: {href} (no such file)")
+            elif frag and path.suffix == ".html" and frag not in _ids(path):
+                dead.append(f"{page.relative_to(site)}: {href} (no id {frag!r})")
+    assert not dead, f"{len(dead)} dead links, e.g.\n" + "\n".join(dead[:10])
+
+
+def test_status_links_reach_every_target_in_its_chapter(site):
+    status = (site / "status.html").read_text()
+    links = set(re.findall(r"href=\"(chapters/[^\"]+#[a-z0-9-]+)\"", status))
+    built = set(available_chapters())
+    expect = {t.id.lower() for t in TARGETS if t.chapter in built}
+    assert {h.split("#")[1] for h in links} >= expect
+
+
+def test_no_page_names_another_host_in_a_script(site):
+    for page in site.rglob("*.html"):
+        html = page.read_text(errors="replace")
+        for script in re.findall(r"<script\b[^>]*>(.*?)</script>", html, re.S):
+            assert not re.search(r"https?://(?!www\.w3\.org)", script), f"{page.name}: {script[:200]}"
+        assert "thebe" not in html.lower(), f"{page.name}: Thebe leftovers"
+
+
 def screenshot(url: str, out: Path, size: str) -> np.ndarray:
     from skimage.io import imread
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -93,17 +164,21 @@ def dom(url: str) -> str:
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is absent (Debian: apt-get install chromium); "
                                               "the screenshot check needs it")
-@pytest.mark.parametrize("page, size", [("index.html", "1280,900"),
-                                         (CHAPTERS["hypernets"].replace(".ipynb", ".html"), "1280,4200")])
+@pytest.mark.parametrize("page, size", [("index.html", "1280,900"), ("status.html", "1400,2400"),
+                                         (CHAPTERS["hypernets"].replace(".ipynb", ".html"), "1280,4200"),
+                                         (CHAPTERS["hecnn"].replace(".ipynb", ".html"), "1280,4200")])
 def test_chromium_renders_theme_navigation_figure_and_table(site, page, size):
     url = (site / page).as_uri()
     rendered = dom(url)
     assert "bd-sidebar" in rendered or "bd-docs-nav" in rendered, "no navigation sidebar"
     assert "HyperNets" in rendered
     assert "<table" in rendered, "no table"
-    if page != "index.html":
+    if page.startswith("chapters"):
         assert re.search(r"<img[^>]+\.png", rendered), "no figure"
         assert "MathJax" in rendered or "mjx-" in rendered, "math not typeset"
+    external = re.findall(r"<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)=\"((?:https?:)?//[^\"]+)\"", rendered)
+    external = [e for e in external if "canonical" not in e]
+    assert not external, f"the rendered page requests other hosts: {external[:5]}"
     img = screenshot(url, SHOTS / (Path(page).stem + ".png"), size)
     # the theme paints a white page with coloured navigation, text and figures: many colours, not blank
     colours = len(np.unique(img.reshape(-1, 3) // 16, axis=0))
