@@ -33,6 +33,7 @@ from ..layers.frames import FrameConv2d, frame_for_layer
 from ..layers.gaussian_basis import basis_orders, default_size, gaussian_derivative_basis
 
 POSES = ("rotation", "rotation_scale", "free", "none")
+POSE_SHARING = ("location", "input_channel", "channel_pair")
 
 
 # ----------------------------------------------------------------------------- steering per location
@@ -142,22 +143,34 @@ class DynamicSteerableBlock(nn.Module):
     pose='free': no steering functions; F outputs the per-location mixing coefficients of the frame
     within each derivative order (identity + tanh(.)), the general "interpolator" form.
     pose='none': the static block (1x1 combination of the frame responses).
-    pose_per_channel: one pose per input channel instead of one per location shared by all channels.
+    pose_sharing: which poses F outputs at every location. 'location': one pose shared by all channels
+    (our simplification for wide layers); 'input_channel': one per input channel; 'channel_pair': one per
+    input/output channel pair, what thesis 4.3.1 describes ("for each input/output channel"). For
+    'channel_pair' the output is H_o = sum_i W_oi . S(theta_io) Phi(x_i): every pair steers its own copy
+    of the input channel's frame responses, which costs in_ch x out_ch steered maps (memory
+    N x in x out x atoms x H x W), affordable for narrow blocks only. With one input and one output channel
+    the three coincide. ``pose_per_channel=True`` is the old spelling of 'input_channel'.
     """
 
     def __init__(self, in_ch: int, out_ch: int, max_order: int = 2, sigmas=(1.0,), min_order: int = 0,
                  pose: str = "rotation", pose_hidden: int = 16, pose_layers: int = 3, pose_kernel: int = 3,
-                 pose_dilation: int = 1, pose_per_channel: bool = False, bias: bool = True, angle: str = "vector"):
+                 pose_dilation: int = 1, pose_per_channel: bool = False, bias: bool = True, angle: str = "vector",
+                 pose_sharing: str | None = None):
         super().__init__()
         if pose not in POSES:
             raise UnknownChoiceError("pose", pose, POSES)
         self.frame = GaussianFrameChange(in_ch, max_order, sigmas, min_order)
         self.pose, self.in_ch, self.out_ch = pose, in_ch, out_ch
-        self.pose_per_channel = pose_per_channel
+        if pose_sharing is None:
+            pose_sharing = "input_channel" if pose_per_channel else "location"
+        if pose_sharing not in POSE_SHARING:
+            raise UnknownChoiceError("pose sharing", pose_sharing, POSE_SHARING)
+        self.pose_sharing = pose_sharing
+        self.pose_per_channel = pose_sharing == "input_channel"
         S, B = self.frame.n_scales, self.frame.n_atoms
         orders = [basis_orders(max_order)[k] for k in self.frame.keep]
         self.register_buffer("_order_of", torch.tensor([i + j for i, j in orders]))
-        groups = in_ch if pose_per_channel else 1
+        groups = {"location": 1, "input_channel": in_ch, "channel_pair": in_ch * out_ch}[pose_sharing]
         if angle not in ("vector", "tanh"):
             raise UnknownChoiceError("angle parametrisation", angle, ("vector", "tanh"))
         self.angle_param = angle
@@ -236,10 +249,26 @@ class DynamicSteerableBlock(nn.Module):
     def forward(self, x: torch.Tensor, return_pose: bool = False):
         phi = self.frame(x)
         z = self.pose_variables(phi)
-        steered = self.steer(phi, z)
-        n, c, b, h, w = steered.shape
-        out = self.combine(steered.reshape(n, c * b, h, w))
+        if self.pose_sharing == "channel_pair" and z is not None:
+            out = self._forward_pairs(phi, z)
+        else:
+            steered = self.steer(phi, z)
+            n, c, b, h, w = steered.shape
+            out = self.combine(steered.reshape(n, c * b, h, w))
         return (out, z) if return_pose else out
+
+    def _forward_pairs(self, phi: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """H_o = sum_i W_oi . S(theta_io) Phi(x_i): z is [N, in * out, n_pose, H, W], pair (i, o) at i * out + o."""
+        n, c, s, b, h, w = phi.shape
+        o = self.out_ch
+        # repeat every input channel's responses once per output channel: [N, in * out, S, B, H, W]
+        rep = phi.unsqueeze(2).expand(n, c, o, s, b, h, w).reshape(n, c * o, s, b, h, w)
+        steered = self.steer(rep, z).reshape(n, c, o, b, h, w)              # [N, in, out, B, H, W]
+        weight = self.combine.weight.reshape(o, c, b)                        # [out, in, B]
+        out = torch.einsum("oik,niokhw->nohw", weight, steered)
+        if self.combine.bias is not None:
+            out = out + self.combine.bias.view(1, -1, 1, 1)
+        return out
 
 
 class PixelFCN(nn.Module):
@@ -393,10 +422,12 @@ class DynResBlock(nn.Module):
     F(Phi(x)) Phi(x) W with Gaussian derivatives up to order 2 at sigma 0.8, 1.1, 1.5, rotation and
     scale pose per location. The multiplication replaces the residual addition, as eq. 29 says."""
 
-    def __init__(self, in_ch, out_ch, max_order=2, sigmas=(0.8, 1.1, 1.5), pose="rotation_scale", pose_hidden=16):
+    def __init__(self, in_ch, out_ch, max_order=2, sigmas=(0.8, 1.1, 1.5), pose="rotation_scale", pose_hidden=16,
+                 pose_sharing="location"):
         super().__init__()
         self.bn = nn.BatchNorm2d(in_ch)
-        self.block = DynamicSteerableBlock(in_ch, out_ch, max_order, sigmas, pose=pose, pose_hidden=pose_hidden)
+        self.block = DynamicSteerableBlock(in_ch, out_ch, max_order, sigmas, pose=pose, pose_hidden=pose_hidden,
+                                           pose_sharing=pose_sharing)
 
     def forward(self, x):
         return self.block(F.relu(self.bn(x)))
@@ -406,13 +437,15 @@ class ContourNet(nn.Module):
     """Conv[w1] -> 2 x (DynResBlock[w2] -> StatResBlock[w2]) -> Conv[w3] -> 1x1 -> boundary logit.
     dynamic=False replaces the dynamic blocks by static ones (the thesis's "ResNet (Ours-Static)")."""
 
-    def __init__(self, dynamic: bool = True, widths=(64, 128, 256), in_ch: int = 3, pose_hidden: int = 16):
+    def __init__(self, dynamic: bool = True, widths=(64, 128, 256), in_ch: int = 3, pose_hidden: int = 16,
+                 pose_sharing: str = "location"):
         super().__init__()
         w1, w2, w3 = widths
         self.stem = nn.Conv2d(in_ch, w1, 3, padding=1)
         blocks, ch = [], w1
         for _ in range(2):
-            blocks.append(DynResBlock(ch, w2, pose_hidden=pose_hidden) if dynamic else StatResBlock(ch, w2))
+            blocks.append(DynResBlock(ch, w2, pose_hidden=pose_hidden, pose_sharing=pose_sharing) if dynamic
+                          else StatResBlock(ch, w2))
             blocks.append(StatResBlock(w2, w2))
             ch = w2
         self.blocks = nn.Sequential(*blocks)
