@@ -71,8 +71,63 @@ def test_configs_and_errors():
             assert E.train_config_for(m)(p).model == m
         assert E.memory_config_for(p).cases
     with pytest.raises(UnknownChoiceError):
-        E.train_config_for("mnist_c")
+        E.train_config_for("cifar_c")
     with pytest.raises(UnknownChoiceError):
         E.memory_config_for("book")
     with pytest.raises(UnknownChoiceError):
         E.run(None, "train_imagenet_b")
+
+
+def test_lr_schedule_has_the_thesis_three_drops():
+    # thesis: 600k iterations, lr / 10 every 160k -> drops at 160k, 320k, 480k (the old code dropped twice, at 1/2, 3/4)
+    f = E.lr_schedule(600_000)
+    assert [f(s) for s in (0, 159_999, 160_000, 320_000, 480_000, 599_999)] == pytest.approx(
+        [1, 1, 0.1, 0.01, 0.001, 0.001])
+    g = E.lr_schedule(600)
+    assert sorted({round(g(s), 6) for s in range(600)}) == pytest.approx([0.001, 0.01, 0.1, 1.0])
+
+
+def test_stand_in_is_cifar10_and_full_never_uses_a_stand_in():
+    assert E.MODELS == ("cifar_resnet", "cifar_revnet", "cifar_a", "cifar_b")
+    from hyperbook.models.irevnet import SPECS
+    a = SPECS["cifar_a"]                 # the authors' CIFAR i-RevNet layout
+    assert (a.blocks, a.strides, a.channels) == ((18, 18, 18), (1, 2, 2), (16, 64, 256))
+    for m in E.MODELS:
+        assert E.train_config_for(m)("full").allow_standin is False
+        assert E.train_config_for(m)("reduced").allow_standin is True
+        assert E.train_config_for(m)("smoke").precision == "fp32"
+
+
+def test_crop_flip_keeps_shape_and_content():
+    x = torch.rand(5, 3, 8, 8)
+    y = E.crop_flip(x, torch.Generator().manual_seed(0), pad=2)
+    assert y.shape == x.shape
+    y0 = E.crop_flip(x, torch.Generator().manual_seed(0), pad=0)
+    assert all(torch.equal(y0[k], x[k]) or torch.equal(y0[k], x[k].flip(-1)) for k in range(5))
+
+
+def test_training_uses_plain_momentum_and_the_config_precision(monkeypatch):
+    import hyperbook.experiments.thesis_irevnet as mod
+    seen = {}
+    real_sgd = torch.optim.SGD
+
+    def spy(*a, **kw):
+        seen.update(kw)
+        return real_sgd(*a, **kw)
+    monkeypatch.setattr(torch.optim, "SGD", spy)
+    calls = {}
+    real_fit = mod.fit
+
+    def fit_spy(*a, **kw):
+        calls.update(kw)
+        return real_fit(*a, **kw)
+    monkeypatch.setattr(mod, "fit", fit_spy)
+    model = IRevNet(TINY)
+    batch = (torch.rand(4, 1, 8, 8), torch.randint(0, 3, (4,)))
+    # the call run_train makes, with its own keyword arguments
+    mod.fit(model, lambda m, b: torch.nn.functional.cross_entropy(m(b[0]), b[1]), lambda s: batch, steps=1,
+            lr=0.1, optimizer="sgd", nesterov=mod.NESTEROV, precision="fp32", progress=False)
+    assert seen["nesterov"] is False and seen["momentum"] == 0.9
+    import inspect
+    src = inspect.getsource(mod.run_train)
+    assert "nesterov=NESTEROV" in src and "precision=config.precision" in src

@@ -1,10 +1,13 @@
 """i-RevNet chapter (thesis ch. 6): training comparison, round-off of the inverse, Jacobian spectrum,
 feature-space interpolation, linear separation with depth, PCA dimension, and memory.
 
-ImageNet cannot be had here. Every trained number comes from MNIST (real data,
-padded to 32 x 32 and scaled to [0, 1], the thesis's pixel range) with small
-models of the same construction (models.irevnet: mnist_resnet, mnist_revnet,
-mnist_a, mnist_b); the chapter labels them as a stand-in for ImageNet.
+ImageNet cannot be had here. Every trained number comes from real CIFAR-10
+(scaled to [0, 1], the thesis's pixel range; random crops of 4 px and flips as in
+the authors' CIFAR code), a stand-in for ImageNet, with models of the same
+construction (models.irevnet: cifar_resnet, cifar_revnet, cifar_a = the authors'
+CIFAR i-RevNet, cifar_b = a bijective one); the chapter labels them as a stand-in.
+Data come from ``hyperbook.data.cifar.load_cifar_or_standin`` with
+``allow_standin=(profile != "full")``: the source is recorded beside every number.
 
 One experiment per model ("train_<model>"): it measures the untrained model's
 round-off (I-E1), trains, evaluates, and runs the analyses the thesis makes of
@@ -25,36 +28,58 @@ import torch
 import torch.nn.functional as F
 
 from ..profiles import unknown_training_profile
-from ..data.mnist import load_mnist
+from ..data.cifar import is_standin, load_cifar_or_standin
 from ..errors import UnknownChoiceError
 from ..models.irevnet import IRevNet, build, parameter_count, relative_error
 from ..results import config_hash
 from ..train import checkpoint_path, fit, seed_everything, step_generator
 
 CHAPTER = "thesis_irevnet"
-MODELS = ("mnist_resnet", "mnist_revnet", "mnist_a", "mnist_b")
-LABELS = {"mnist_resnet": "ResNet", "mnist_revnet": "RevNet", "mnist_a": "i-RevNet (a)", "mnist_b": "i-RevNet (b)"}
+MODELS = ("cifar_resnet", "cifar_revnet", "cifar_a", "cifar_b")
+LABELS = {"cifar_resnet": "ResNet", "cifar_revnet": "RevNet", "cifar_a": "i-RevNet (a)", "cifar_b": "i-RevNet (b)"}
+BIJECTIVE, RESNET = "cifar_b", "cifar_resnet"
 # Table 9 (ILSVRC-2012 top-1 error %, parameters) and the thesis's round-off numbers (Sec. 6.4.2)
-THESIS_T9 = {"mnist_resnet": (24.7, "26M"), "mnist_revnet": (25.2, "28M"),
-             "mnist_a": (24.7, "181M"), "mnist_b": (26.7, "29M")}
+THESIS_T9 = {"cifar_resnet": (24.7, "26M"), "cifar_revnet": (25.2, "28M"),
+             "cifar_a": (24.7, "181M"), "cifar_b": (26.7, "29M")}
 THESIS_E1 = {"noise": 5e-6, "validation": 3e-6}
 THESIS_ENERGY = {1000: 0.80, 10000: 0.97}      # share of squared singular values, of 3 x 224^2 = 150528
 THESIS_DIM = 3 * 224 * 224
-STANDIN = "MNIST stand-in for ImageNet"
+STANDIN = "stand-in for ImageNet"
+# Thesis: 600k iterations, lr 0.1 divided by ten every 160k iterations: three drops (160k, 320k, 480k)
+DROP_EVERY = 160 / 600
+NESTEROV = False        # "SGD and momentum of 0.9": plain momentum
 EXPERIMENTS = tuple(f"train_{m}" for m in MODELS) + ("memory",)
 
 
 # ----------------------------------------------------------------------------- data
-def mnist_32(data_dir, train: bool, device="cpu"):
-    """MNIST as float [N, 1, 32, 32] in [0, 1] (zero border of 2 px, so every model down-samples 32 -> 4)."""
-    x, labels = _mnist_32_cached(str(data_dir), train, str(device))
-    return x.clone(), labels.clone()
+def cifar_unit(data_dir, train: bool, device="cpu", allow_standin: bool = True):
+    """CIFAR-10 as float [N, 3, 32, 32] in [0, 1], labels, and the source string (the shared loader's)."""
+    x, labels, source = _cifar_cached(str(data_dir), train, str(device), allow_standin)
+    return x.clone(), labels.clone(), source
 
 
 @functools.lru_cache(maxsize=2)
-def _mnist_32_cached(data_dir: str, train: bool, device: str):
-    images, labels = load_mnist(data_dir, train=train, device=device)
-    return F.pad(images.float().div(255.0).unsqueeze(1), (2, 2, 2, 2)), labels
+def _cifar_cached(data_dir: str, train: bool, device: str, allow_standin: bool):
+    images, labels, source = load_cifar_or_standin(data_dir, 10, train=train, device=device,
+                                                   allow_standin=allow_standin)
+    return images.float().div(255.0), labels, source
+
+
+def crop_flip(x: torch.Tensor, g: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """The authors' CIFAR augmentation: zero-pad by `pad`, random crop back, random horizontal flip (per image)."""
+    n, _, h, w = x.shape
+    xp = F.pad(x, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=g).tolist()
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=g).tolist()
+    flip = (torch.rand(n, generator=g) < 0.5).tolist()
+    out = torch.stack([xp[k, :, dy[k]:dy[k] + h, dx[k]:dx[k] + w] for k in range(n)])
+    return torch.where(torch.tensor(flip, device=x.device)[:, None, None, None], out.flip(-1), out)
+
+
+def lr_schedule(steps: int):
+    """lr multiplier: / 10 after every DROP_EVERY of the run, at most three times (thesis: 160k, 320k, 480k of 600k)."""
+    every = max(1, round(DROP_EVERY * steps))
+    return lambda step: 0.1 ** min(3, step // every)
 
 
 # ----------------------------------------------------------------------------- configs
@@ -63,8 +88,10 @@ class TrainConfig:
     model: str
     steps: int
     batch_size: int
-    lr: float = 0.1                  # SGD, momentum 0.9 (thesis: ImageNet setup of RevNets)
+    lr: float = 0.1                  # SGD, plain momentum 0.9 (thesis: ImageNet setup of RevNets)
     weight_decay: float = 1e-4
+    allow_standin: bool = True       # = (profile != "full")
+    precision: str = "fp32"          # "bf16": opt-in autocast on CUDA
     n_test: int = 10000
     n_noise: int = 10000             # I-E1: |X1| = 10^4 uniform noises
     n_recon: int = 10000             # I-E1: validation images
@@ -74,7 +101,7 @@ class TrainConfig:
     interp_pairs: int = 4            # I-F20
     interp_steps: int = 9
     seed: int = 0
-    code_version: int = 1
+    code_version: int = 2            # 2: CIFAR-10 stand-in, 1-3-1 kernels, three lr drops
 
 
 @dataclass(frozen=True)
@@ -82,7 +109,7 @@ class MemoryConfig:
     cases: tuple                     # (model name, batch, height) triples
     repeats: int = 1                 # fresh-process peak-memory probes per case (0: none)
     seed: int = 0
-    code_version: int = 3            # 2: VmHWM reset before the step; 3: memory-saving backward frees grads per block
+    code_version: int = 4            # 2: VmHWM reset before the step; 3: memory-saving backward frees grads per block; 4: 1-3-1 kernels
 
 
 def train_config_for(model: str):
@@ -91,20 +118,25 @@ def train_config_for(model: str):
 
     def make(profile: str) -> TrainConfig:
         if profile == "smoke":
-            return TrainConfig(model, steps=8, batch_size=16, n_test=256, n_noise=64, n_recon=64,
+            return TrainConfig(model, steps=4, batch_size=8, n_test=128, n_noise=32, n_recon=32,
                                probe_train=150, probe_test=60, interp_pairs=2, interp_steps=5)
-        if profile == "reduced":   # about 2-4 min per model on a shared 2-core CPU
-            return TrainConfig(model, steps=800, batch_size=64)
-        if profile == "full":      # MNIST stand-in at full length: 20 epochs of batch 128
-            return TrainConfig(model, steps=9400, batch_size=128, probe_train=20000, probe_test=10000,
-                               jacobian_images=4, interp_pairs=6, interp_steps=11)
+        if profile == "reduced":   # sized to about 5 min per model on an idle 2-core CPU (see REDUCED_STEPS)
+            return TrainConfig(model, steps=REDUCED_STEPS[model], batch_size=32, n_test=2000, n_noise=1000,
+                               n_recon=1000, probe_train=2000, probe_test=1000)
+        if profile == "full":      # the authors' CIFAR protocol length: 200 epochs of batch 128, no stand-in
+            return TrainConfig(model, steps=78200, batch_size=128, allow_standin=False, probe_train=20000,
+                               probe_test=10000, jacobian_images=4, interp_pairs=6, interp_steps=11)
         raise unknown_training_profile(profile)
     return make
 
 
+# reduced steps per model: 5 minutes at the step time measured on the 2-core build machine (batch 32)
+REDUCED_STEPS = {"cifar_resnet": 150, "cifar_revnet": 200, "cifar_a": 200, "cifar_b": 400}
+
+
 def memory_config_for(profile: str) -> MemoryConfig:
     if profile == "smoke":
-        return MemoryConfig(cases=(("mnist_b", 16, 32), ("imagenet_b", 2, 64)), repeats=0)
+        return MemoryConfig(cases=(("cifar_b", 16, 32), ("imagenet_b", 2, 64)), repeats=0)
     if profile == "reduced":
         return MemoryConfig(cases=(("mnist_b", 256, 32), ("cifar_b", 64, 32), ("imagenet_b", 2, 128)), repeats=1)
     if profile == "full":
@@ -166,14 +198,15 @@ def energy_share(s: np.ndarray, k: int) -> float:
 
 @torch.no_grad()
 def interpolations(model, x0, x1, steps: int) -> np.ndarray:
-    """[pairs, 2 (feature line, pixel line), steps, H, W]: Phi^-1(t Phi x0 + (1 - t) Phi x1) beside pixel blends."""
+    """[pairs, 2 (feature line, pixel line), steps, (C,) H, W] (C only when > 1): Phi^-1(t Phi x0 + (1 - t) Phi x1) beside pixel blends."""
     model.eval()
     t = torch.linspace(1, 0, steps, device=x0.device).view(1, steps, 1, 1, 1)   # left = x0, right = x1
     p0, p1 = model.features(x0).unsqueeze(1), model.features(x1).unsqueeze(1)
     phi_t = t * p0 + (1 - t) * p1                                                 # [pairs, steps, C, h, w]
     recon = model.inverse(phi_t.flatten(0, 1)).view(len(x0), steps, *x0.shape[1:])
     pixel = t * x0.unsqueeze(1) + (1 - t) * x1.unsqueeze(1)
-    return torch.stack([recon, pixel], 1)[:, :, :, 0].cpu().numpy()
+    out = torch.stack([recon, pixel], 1)
+    return (out[:, :, :, 0] if x0.shape[1] == 1 else out).cpu().numpy()
 
 
 @torch.no_grad()
@@ -241,13 +274,14 @@ def pca_probe(model, xtr, ytr, xte, yte, seed: int) -> np.ndarray:
 def run_train(config: TrainConfig, ctx) -> tuple[dict, dict]:
     device = ctx.device
     seed_everything(config.seed)
-    train_x, train_y = mnist_32(ctx.data_dir, True, device)
-    test_x, test_y = mnist_32(ctx.data_dir, False, device)
+    train_x, train_y, source = cifar_unit(ctx.data_dir, True, device, config.allow_standin)
+    test_x, test_y, _ = cifar_unit(ctx.data_dir, False, device, config.allow_standin)
     test_x, test_y = test_x[:config.n_test], test_y[:config.n_test]
     model = build(config.model, n_classes=10).to(device)
     invertible = isinstance(model, IRevNet)
     metrics = {"model": config.model, "label": LABELS[config.model], "parameters": parameter_count(model),
-               "data": STANDIN + " (real MNIST digits, 1 x 32 x 32)", "steps": config.steps,
+               "data": f"{source}, {STANDIN}", "source": source, "stand_in": True,
+               "data_is_standin_for_cifar": is_standin(source), "steps": config.steps,
                "batch_size": config.batch_size, "targets": ["I-T9", "I-F18"]}
     arrays = {}
     recon_x = test_x[:config.n_recon]
@@ -255,23 +289,21 @@ def run_train(config: TrainConfig, ctx) -> tuple[dict, dict]:
         metrics["injective_only"] = model.injective_only
         metrics["e1_untrained"] = e1_table(model, recon_x, config.seed, config.n_noise)
         metrics["targets"].append("I-E1")
-        if config.model == "mnist_b":
+        if config.model == BIJECTIVE:
             arrays["jacobian_sv_untrained"] = jacobian_spectrum(model, test_x[0])
 
     def batch_fn(step):
         g = step_generator(config.seed, step)
         idx = torch.randint(len(train_x), (config.batch_size,), generator=g).to(device)
-        return train_x[idx], train_y[idx]
+        return crop_flip(train_x[idx], g), train_y[idx]
 
     def loss_fn(m, batch):
         return F.cross_entropy(m(batch[0]), batch[1])
 
-    def schedule(step):           # / 10 at half and at three quarters of training (thesis: every 160k of 600k)
-        return 0.1 ** ((step >= config.steps // 2) + (step >= 3 * config.steps // 4))
-
     name = f"train_{config.model}"
     result = fit(model, loss_fn, batch_fn, steps=config.steps, lr=config.lr, optimizer="sgd",
-                 weight_decay=config.weight_decay, lr_schedule=schedule, device=device,
+                 weight_decay=config.weight_decay, lr_schedule=lr_schedule(config.steps), device=device,
+                 nesterov=NESTEROV, precision=config.precision,
                  checkpoint=checkpoint_path(ctx.results_dir, CHAPTER, name, config_hash(config)),
                  checkpoint_every=200, log_every=max(1, config.steps // 80), desc=name)
     acc, test_loss = evaluate(model, test_x, test_y)
@@ -281,12 +313,12 @@ def run_train(config: TrainConfig, ctx) -> tuple[dict, dict]:
 
     ptr_x, ptr_y = train_x[:config.probe_train], train_y[:config.probe_train]
     pte_x, pte_y = test_x[:config.probe_test], test_y[:config.probe_test]
-    if config.model in ("mnist_b", "mnist_resnet"):
+    if config.model in (BIJECTIVE, RESNET):
         arrays["depth_probe"] = depth_probe(model, ptr_x, ptr_y, pte_x, pte_y, config.seed)
         metrics["targets"].append("I-F21")
     if invertible:
         metrics["e1_trained"] = e1_table(model, recon_x, config.seed, config.n_noise)
-    if config.model == "mnist_b":
+    if config.model == BIJECTIVE:
         sv = np.stack([jacobian_spectrum(model, test_x[k]) for k in range(config.jacobian_images)])
         arrays["jacobian_sv"] = sv
         dim = sv.shape[1]

@@ -135,8 +135,14 @@ class Splitter(nn.Module):
 
 
 # ----------------------------------------------------------------------------- blocks
+# One reading of the bottleneck kernels for every i-RevNet (and baseline) here: the thesis's text,
+# "kernel sizes ... respectively 1 x 1, 3 x 3, 1 x 1" (sec. 6.3.2). The authors' public code uses 3 x 3
+# three times; with it (b) would have 125M parameters instead of the thesis's 29M.
+KERNELS = (1, 3, 1)
+
+
 def bottleneck(in_ch: int, hidden: int, out_ch: int, stride: int, first: bool, dropout: float,
-               kernels=(3, 3, 3)) -> nn.Sequential:
+               kernels=KERNELS) -> nn.Sequential:
     """F: [BN-ReLU] conv(in -> hidden, stride) BN-ReLU conv(hidden) dropout BN-ReLU conv(-> out); no biases."""
     k1, k2, k3 = kernels
     layers = [] if first else [nn.BatchNorm2d(in_ch), nn.ReLU()]
@@ -154,7 +160,7 @@ class IRevBlock(nn.Module):
     """One i-RevNet block on the pair (x, x~): (x, x~) -> (S x~, S x + F x~); `inverse` undoes it exactly."""
 
     def __init__(self, in_half: int, out_half: int, stride: int, first: bool = False, mult: float = 4,
-                 dropout: float = 0.0, kernels=(3, 3, 3)):
+                 dropout: float = 0.0, kernels=KERNELS):
         super().__init__()
         if out_half != in_half * stride * stride:
             raise BookError(f"an i-RevNet block with stride {stride} maps {in_half} channels per half to "
@@ -250,7 +256,7 @@ class IRevNetSpec:
     mult: float = 4.0               # bottleneck width = channels / mult
     dropout: float = 0.0
     n_classes: int = 1000
-    kernels: tuple = (3, 3, 3)
+    kernels: tuple = KERNELS
     note: str = ""
 
     @property
@@ -320,7 +326,7 @@ class IRevNet(nn.Module):
 class PreActBottleneck(nn.Module):
     """ResNet block: x + F(x) with F as in the i-RevNet; strided/widening blocks use a 1x1 projection."""
 
-    def __init__(self, in_ch, out_ch, stride, mult=4.0, dropout=0.0, kernels=(3, 3, 3)):
+    def __init__(self, in_ch, out_ch, stride, mult=4.0, dropout=0.0, kernels=KERNELS):
         super().__init__()
         self.F = bottleneck(in_ch, max(1, int(out_ch / mult)), out_ch, stride, False, dropout, kernels)
         self.shortcut = (nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False)
@@ -333,7 +339,7 @@ class PreActBottleneck(nn.Module):
 class RevBlock(nn.Module):
     """RevNet block (Gomez et al. 2017): y1 = x1 + F(x2), y2 = x2 + G(y1); invertible, keeps its shape."""
 
-    def __init__(self, ch_half, mult=4.0, dropout=0.0, kernels=(3, 3, 3)):
+    def __init__(self, ch_half, mult=4.0, dropout=0.0, kernels=KERNELS):
         super().__init__()
         hidden = max(1, int(ch_half / mult))
         self.F = bottleneck(ch_half, hidden, ch_half, 1, False, dropout, kernels)
@@ -361,7 +367,7 @@ class BaselineSpec:
     mult: float = 4.0
     dropout: float = 0.0
     n_classes: int = 10
-    kernels: tuple = (3, 3, 3)
+    kernels: tuple = KERNELS
 
 
 class Baseline(nn.Module):
@@ -405,34 +411,42 @@ class Baseline(nn.Module):
 
 # ----------------------------------------------------------------------------- configurations
 SPECS = {
-    # The authors' CIFAR example (injective): 3 channels padded with zeros to 2 x 16, blocks 18-18-18.
+    # The authors' CIFAR example (injective): 3 channels padded with zeros to 2 x 16, blocks 18-18-18,
+    # strides 1-2-2, channels per half 16-64-256, bottleneck width / 4, dropout 0.1 (kernels: the thesis's 1-3-1).
     "cifar_a": IRevNetSpec(3, 1, (18, 18, 18), (1, 2, 2), (16, 64, 256), mult=4, dropout=0.1, n_classes=10,
                            note="authors' CIFAR example: injective, 3 -> 32 channels by zero padding"),
     # A bijective CIFAR model of ours: S~ = 2x2 space-to-depth (3 -> 12 channels), dimension 3072 throughout.
     "cifar_b": IRevNetSpec(3, 2, (6, 16, 6), (1, 2, 2), (6, 24, 96), mult=1, dropout=0.1, n_classes=10,
                            note="ours: bijective, 12 x 16 x 16 -> 48 x 8 x 8 -> 192 x 4 x 4"),
     # Thesis (a): S~ down-samples 4x4 (3 -> 48 channels) and pads to 96; down-sampling at blocks 5, 9, 15
-    # (layers 15, 27, 45); channels per half 48, 192, 768, 3072; 56 layers.
-    # Kernels 3-3-3 as in the authors' code (199M parameters; the thesis's 1-3-1 reading gives 48M, and the
-    # thesis states 181M).
+    # (layers 15, 27, 45); channels per half 48, 192, 768, 3072; 18 blocks. With the text's 1-3-1 kernels this
+    # has 48.35M parameters (IMAGENET_A_PARAMETERS), not the thesis's 181M: no reading of the text
+    # reproduces 181M (3-3-3 kernels give 199M), and we keep the one reading used for (b).
     "imagenet_a": IRevNetSpec(3, 4, (4, 4, 6, 4), (1, 2, 2, 2), (48, 192, 768, 3072), mult=4, n_classes=1000,
                               note="thesis (a): injective, 18 blocks, about 0.3M coefficients per layer"),
     # Thesis (b) / the authors' ImageNet command: blocks 6-16-72-6, strides 2-2-2-2, channels 24-96-384-1536,
     # S~ = 2x2 space-to-depth (3 -> 12 channels); bijective, 3 x 224^2 coefficients in every layer.
-    # Kernels 1-3-1 as the thesis's text says: 29.2M parameters, the thesis's 29M (the authors' code uses 3-3-3
-    # everywhere, which gives 125M for this command line).
+    # 1-3-1 kernels: 29.2M parameters, the thesis's 29M.
     "imagenet_b": IRevNetSpec(3, 2, (6, 16, 72, 6), (2, 2, 2, 2), (24, 96, 384, 1536), mult=4, n_classes=1000,
-                              kernels=(1, 3, 1), note="thesis (b): bijective, 100 blocks (300 layers)"),
-    # MNIST stand-ins (inputs padded to 1 x 32 x 32), sized for a CPU.
+                              note="thesis (b): bijective, 100 blocks (300 layers)"),
+    # MNIST models (inputs padded to 1 x 32 x 32), kept for the unit tests and memory probes.
     "mnist_a": IRevNetSpec(1, 2, (3, 3, 3), (1, 2, 2), (16, 64, 256), mult=4, n_classes=10,
                            note="stand-in (a): 4 -> 32 channels by zero padding at 16 x 16"),
     "mnist_b": IRevNetSpec(1, 2, (3, 3, 3), (1, 2, 2), (2, 8, 32), mult=1 / 3, n_classes=10,
                            note="stand-in (b): bijective, 4 x 16 x 16 -> 16 x 8 x 8 -> 64 x 4 x 4"),
 }
 
+# Our exact counts of the thesis's ImageNet configurations (tests pin them; Table 9: 181M and 29M)
+IMAGENET_A_PARAMETERS = 48_352_360   # thesis 181M: 1-3-1 kernels in two of three convolutions cut (a) 4x
+IMAGENET_B_PARAMETERS = 29_201_092   # thesis 29M
+
 BASELINES = {
     "mnist_resnet": BaselineSpec("resnet", 1, 2, (3, 3, 3), (1, 2, 2), (16, 64, 256), mult=8),
     "mnist_revnet": BaselineSpec("revnet", 1, 2, (3, 3, 3), (1, 2, 2), (16, 64, 256), mult=4),
+    # CIFAR baselines for the CIFAR-10 stand-in: the depth and widths of the authors' CIFAR i-RevNet (a)
+    # (18-18-18 residual functions, 32-128-512 channels, the i-RevNet's total), stem 3x3 stride 1.
+    "cifar_resnet": BaselineSpec("resnet", 3, 1, (18, 18, 18), (1, 2, 2), (32, 128, 512), mult=4),
+    "cifar_revnet": BaselineSpec("revnet", 3, 1, (18, 18, 18), (1, 2, 2), (32, 128, 512), mult=4),
     # ImageNet-scale baselines are not built here: the thesis compares with the published
     # ResNet-50 (26M) and RevNet-56 (28M) and reports their numbers only.
 }

@@ -93,9 +93,11 @@ RFNIN_V2_IMAGENET = (NiNStage(11, 128, (128, 128), stride=4), NiNStage(5, 128, (
 NIN_CIFAR = (NiNStage(5, 192, (160, 96), dropout=0.5), NiNStage(5, 192, (192, 192), pool="avg", dropout=0.5),
              NiNStage(3, 192, (192, -1), pool="global"))
 # The RFNiN for CIFAR (thesis 3.4.2): "one basis layer, two 1x1 layers and one pooling layer less"
-# than the ImageNet model, 192 units in every 1x1 layer.
+# than the ImageNet model (4 basis layers, 8 1x1 layers, 3 max-poolings + global pooling), so 3 basis
+# layers, 6 1x1 layers (the last one maps to the classes), 2 max-poolings + global pooling; 192 units
+# in every other 1x1 layer.
 RFNIN_CIFAR = (NiNStage(5, 192, (192, 192), dropout=0.5), NiNStage(5, 192, (192, 192), dropout=0.5),
-               NiNStage(3, 192, (-1,), pool="global"))
+               NiNStage(3, 192, (192, -1), pool="global"))
 # A small NiN for 28x28 stand-in experiments (same pattern, fewer channels).
 NIN_SMALL = (NiNStage(5, 48, (48,), dropout=0.25), NiNStage(5, 64, (64,), dropout=0.25),
              NiNStage(3, 96, (-1,), pool="global"))
@@ -152,6 +154,20 @@ class NiN(nn.Module):
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def layer_counts(model: nn.Module) -> dict:
+    """{'spatial': k x k (or RF basis) layers, 'one_by_one': 1x1 convolutions, 'pool': pooling layers}."""
+    spatial = sum(isinstance(m, RFConv2d) or (isinstance(m, nn.Conv2d) and m.kernel_size != (1, 1)
+                                              and not _inside_rf(model, m)) for m in model.modules())
+    one = sum(isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1) and not _inside_rf(model, m)
+              for m in model.modules())
+    pool = sum(isinstance(m, (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d)) for m in model.modules())
+    return {"spatial": spatial, "one_by_one": one, "pool": pool}
+
+
+def _inside_rf(model: nn.Module, module: nn.Module) -> bool:
+    return any(module is sub for rf in model.modules() if isinstance(rf, RFConv2d) for sub in rf.modules())
 
 
 def spatial_filter_count(model: nn.Module) -> int:
