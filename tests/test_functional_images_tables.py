@@ -59,3 +59,12 @@ def test_partial_or_cropped_sets_are_not_comparable(records):
     assert "not comparable" in FI.summary_scores(cropped, "SRCNN")
     part = {"x": record(rows("bicubic", {("Set5", 2): 33.6}, images=2))}
     assert FI.bicubic_check(part).iloc[0]["check"].startswith("not comparable")
+
+
+def test_hypernetwork_gain_uses_bicubic_on_its_own_images(records):
+    """sr_hypernet scores bicubic on the images it evaluated; its gain is taken against those."""
+    records["sr_hypernet"]["scores"] += rows(FI.BICUBIC_SUBSET, {("Set5", 2): 33.00})
+    g = FI.gains(records).set_index(["set", "scale", "method"])
+    assert g.loc[("Set5", "x2", "hypernetwork"), "our gain over bicubic"] == pytest.approx(2.00)
+    assert g.loc[("Set5", "x2", "SRCNN"), "our gain over bicubic"] == pytest.approx(36.00 - 33.70)
+    assert FI.BICUBIC_SUBSET not in set(g.reset_index()["method"])

@@ -99,8 +99,9 @@ def to_rgb_u8(img: np.ndarray) -> np.ndarray:
     return img[..., :3]
 
 
-def load_sr_folder(data_dir, name: str, expected_count: int | None = None) -> list[np.ndarray]:
-    """The HR images of one dataset as uint8 [H, W, 3] arrays, sorted by file name."""
+def load_sr_folder(data_dir, name: str, expected_count: int | None = None,
+                   limit: int | None = None) -> list[np.ndarray]:
+    """The HR images of one dataset as uint8 [H, W, 3] arrays, sorted by file name (the first `limit`)."""
     from PIL import Image
     folder = sr_folder(data_dir, name)
     count = SR_DATASETS[name][1] if expected_count is None else expected_count
@@ -113,7 +114,7 @@ def load_sr_folder(data_dir, name: str, expected_count: int | None = None) -> li
     if manifest:
         verify_files(name, folder, manifest, FETCH_HINT)
     out = []
-    for path in files:
+    for path in files[:limit or None]:
         with Image.open(path) as im:
             out.append(to_rgb_u8(np.asarray(im.convert("RGB"))))
     return out
