@@ -382,6 +382,13 @@ class SRCNNConfig:
         return cls("benchmarks", steps_per_scale=200_000, batch_size=128, allow_standin=False)
 
 
+def _relabel(source: str, test_sets) -> str:
+    """The data label with the test sets actually evaluated (and their image counts)."""
+    if "; test: " not in source:
+        return source
+    return source.split("; test: ")[0] + "; test: " + ", ".join(f"{k} ({len(v)})" for k, v in test_sets.items())
+
+
 def _limit(test_sets, limit, names=None):
     """The first `limit` images (0: all) of the sets named in `names` (a stand-in set is always kept)."""
     keep = {k: v for k, v in test_sets.items() if names is None or k in names or k == STANDIN_SET}
@@ -404,6 +411,7 @@ def run_sr_hypernet(config: SRConfig, ctx):
     test_sets, train_images, source = load_sr_data(config.data, ctx.data_dir, config.allow_standin,
                                                    config.train_limit, config.test_limit)
     test_sets = _limit(test_sets, config.test_limit, config.test_sets)
+    source = _relabel(source, test_sets)
     sampler = PatchSampler(train_images, config.scales, device)
     model = FunctionalImageModel(hidden=config.hidden, channels=3, use_alpha=True,
                                  hyper_channels=config.hyper_channels, kernel=config.kernel,
@@ -498,6 +506,7 @@ def run_sr_srcnn(config: SRCNNConfig, ctx):
     test_sets, train_images, source = load_sr_data(config.data, ctx.data_dir, config.allow_standin,
                                                    config.train_limit, config.test_limit)
     test_sets = _limit(test_sets, config.test_limit, config.test_sets)
+    source = _relabel(source, test_sets)
     sampler = PatchSampler(train_images, config.scales, device)
     margin = srcnn_margin(config)
     rows, throughputs, walls, curves = [], [], [], []
