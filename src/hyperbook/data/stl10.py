@@ -79,12 +79,16 @@ def fashion_standin_96(data_dir, train: bool = True, device="cpu", count: int = 
     return out, labels
 
 
-def load_stl10_or_standin(data_dir, device="cpu", n_train: int = 0, n_test: int = 0) -> tuple[tuple, tuple, str]:
+def load_stl10_or_standin(data_dir, device="cpu", n_train: int = 0, n_test: int = 0,
+                          allow_standin: bool = True) -> tuple[tuple, tuple, str]:
     """((train images, labels), (test images, labels), source): the document's split of real STL-10, else the
-    stand-in. n_train / n_test > 0 limit the stand-in's size (the real data are loaded whole)."""
+    stand-in. n_train / n_test > 0 limit the stand-in's size (the real data are loaded whole).
+    allow_standin=False (the `full` profile): real STL-10 or a DatasetMissingError naming it."""
     try:
         images, labels = load_stl10_labelled(data_dir, device)
     except DatasetMissingError:
+        if not allow_standin:
+            raise
         return (fashion_standin_96(data_dir, True, device, n_train), fashion_standin_96(data_dir, False, device, n_test),
                 STANDIN_LABEL)
     tr, te = split_labelled(images.shape[0])

@@ -5,16 +5,19 @@ network, the Z4 and D8 G-CNNs (e2cnn), Z4-HE-CNN and Z4-HE-CNN-L, and the D8
 versions (the Z4 hypernetwork model averaged over D8 / Z4). Models quoted from
 other papers (partial equivariance, the E(2)-steerable WRN) are not trained.
 
-Data: torchvision's CIFAR / STL-10 when present, else a labelled Fashion-MNIST
-stand-in (see `hyperbook.data.cifar`, `hyperbook.data.stl10`); the source is
-recorded with every run. Images are standardised per channel with the training
+Data: real CIFAR-10 (torchvision's files or the offline JPEG mirror) and STL-10
+when present, else a labelled Fashion-MNIST stand-in (see `hyperbook.data.cifar`,
+`hyperbook.data.stl10`); CIFAR-100 and STL-10 are not available here, so they run
+on stand-ins outside `full`. The source is recorded with every run; a `full`
+run never falls back (a missing dataset is an error naming it). Images are standardised per channel with the training
 set's mean and std; no augmentation (the document names none).
 
 Protocol (appendix C.3): Adam, batch 64; learning rate 2.5e-5 (CIFAR) and
 1.5e-5 (STL-10) for the hypernetwork models, which generate the convolutional
 and linear layers while batch norms are learned directly; parameters averaged
 over the batch. The document gives no learning rate for its baselines; we use
-Adam at 1e-3. It gives no epoch count for these tables either; `full` runs 200
+Adam at 1e-3. Tested in batches of the training size (64): with batch-averaged
+parameters a prediction depends on its batch. It gives no epoch count for these tables either; `full` runs 200
 epochs (its MNIST runs needed 150-250 before the hypernetwork models' accuracy
 rose). D8 hypernetwork models train as Z4 models for the first half (as in C.3
 for MNIST), then with the D8 average.
@@ -35,7 +38,7 @@ from ..models.hecnn_backbones import VARIANTS, build_backbone
 from ..profiles import unknown_training_profile
 from ..results import config_hash
 from ..train import checkpoint_path, fit, seed_everything, step_generator
-from .hecnn import accuracy
+from .hecnn import accuracy, eval_batch_size
 
 CHAPTER = "hecnn"
 T3_ARCHS = ("residual", "laine13")
@@ -62,8 +65,9 @@ class ImageConfig:
     n_train: int = 0          # 0: the whole training split
     n_test: int = 0           # 0: the whole test split
     param_mode: str = "batch"
+    allow_standin: bool = True   # False in `full`: only the real dataset
     seed: int = 0
-    code_version: int = 1
+    code_version: int = 2     # 2: He-scale generated filters, pool 2 in the hypernetworks' main nets, test batch
 
 
 def _lr(variant: str, dataset: str) -> float:
@@ -91,31 +95,37 @@ def config_for(experiment: str):
                                n_test=2000)
         if profile == "full":
             steps = EPOCHS_FULL * _train_size(dataset) // 64
-            return ImageConfig(arch, variant, dataset, width=1.0, steps=steps, batch_size=64, lr=lr)
+            return ImageConfig(arch, variant, dataset, width=1.0, steps=steps, batch_size=64, lr=lr,
+                               allow_standin=False)
         raise unknown_training_profile(profile)
     return make
 
 
 # ----------------------------------------------------------------------------- data
-def load_split(dataset: str, data_dir, device="cpu", n_train: int = 0, n_test: int = 0):
+def load_split(dataset: str, data_dir, device="cpu", n_train: int = 0, n_test: int = 0, allow_standin: bool = True):
     """((train x, y), (test x, y), source) as uint8 images [N, 3, H, W] on `device` (n_train / n_test > 0: at
-    least that many; only the STL-10 stand-in, which is resized on load, uses them)."""
+    least that many; only the STL-10 stand-in, which is resized on load, uses them). allow_standin=False (the
+    `full` profile): the real dataset or a DatasetMissingError naming it."""
+    if dataset not in CLASSES:
+        raise UnknownChoiceError("HE-CNN colour-image dataset", dataset, CLASSES)
     if dataset == "stl10":
-        return load_stl10_or_standin(data_dir, device, n_train, n_test)
+        return load_stl10_or_standin(data_dir, device, n_train, n_test, allow_standin=allow_standin)
     classes = CLASSES[dataset]
-    tr_x, tr_y, source = load_cifar_or_standin(data_dir, classes, train=True, device=device)
-    te_x, te_y, _ = load_cifar_or_standin(data_dir, classes, train=False, device=device)
+    tr_x, tr_y, source = load_cifar_or_standin(data_dir, classes, train=True, device=device,
+                                               allow_standin=allow_standin)
+    te_x, te_y, _ = load_cifar_or_standin(data_dir, classes, train=False, device=device,
+                                          allow_standin=allow_standin)
     return (tr_x, tr_y), (te_x, te_y), source
 
 
 _CACHE: dict = {}
 
 
-def _cached_split(dataset, data_dir, device, n_train, n_test):
-    key = (dataset, str(data_dir), str(device), n_train, n_test)
+def _cached_split(dataset, data_dir, device, n_train, n_test, allow_standin=True):
+    key = (dataset, str(data_dir), str(device), n_train, n_test, allow_standin)
     if key not in _CACHE:
         _CACHE.clear()      # one dataset at a time: STL-10 alone is 1.2 GB as uint8
-        _CACHE[key] = load_split(dataset, data_dir, device, n_train, n_test)
+        _CACHE[key] = load_split(dataset, data_dir, device, n_train, n_test, allow_standin)
     return _CACHE[key]
 
 
@@ -145,7 +155,7 @@ def train_experiment(experiment: str):
         seed_everything(config.seed)
         device = ctx.device
         (tr_x, tr_y), (te_x, te_y), source = _cached_split(config.dataset, ctx.data_dir, device, config.n_train,
-                                                          config.n_test)
+                                                          config.n_test, config.allow_standin)
         if config.n_train:
             tr_x, tr_y = tr_x[:config.n_train], tr_y[:config.n_train]
         if config.n_test:
@@ -169,11 +179,13 @@ def train_experiment(experiment: str):
                      checkpoint_every=500, log_every=max(1, config.steps // 40), desc=experiment, progress=False)
         if isinstance(model, D4nHECNN):
             model.average = True
-        acc = accuracy(model, te_x, te_y, mode, batch=200, prepare=lambda x: standardise(x, mean, std))
+        acc = accuracy(model, te_x, te_y, mode, batch=eval_batch_size(config),
+                       prepare=lambda x: standardise(x, mean, std))
         metrics = {"targets": [target], "accuracy": acc, "data_source": source, "parameters": count_parameters(model),
                    "n_train": n, "n_test": int(te_x.shape[0]), "steps": config.steps,
                    "epochs": config.steps * config.batch_size / n, "throughput": result.items_per_s,
-                   "train_wall_s": result.wall_s, "final_loss": result.losses[-1][1]}
+                   "train_wall_s": result.wall_s, "final_loss": result.losses[-1][1],
+                   "test_batch": eval_batch_size(config), "lr": config.lr}
         return metrics, {"loss_curve": np.array(result.losses, dtype=np.float64)}
     return fn
 

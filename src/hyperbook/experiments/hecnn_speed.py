@@ -155,3 +155,39 @@ def _kernels(bs, device, repeat):
 
 def run_benchmark(ctx):
     return ctx.run("benchmark", bench_config_for, benchmark_experiment)
+
+
+def main(argv=None) -> None:
+    """Measure and print HE-CNN-L's speed table (images/s, forward + backward) on this machine, without recording."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m hyperbook.experiments.hecnn_speed", description=main.__doc__)
+    parser.add_argument("--batch", type=int, default=128, help="batch size (default 128)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1, as the recorded runs)")
+    parser.add_argument("--mode", choices=("all", "sample", "batch"), default="all",
+                        help="which HE-CNN-L cases to show: per-sample, batch-averaged or all (default)")
+    parser.add_argument("--repeat", type=int, default=3, help="timed repeats, best kept (default 3)")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    if args.batch < 1 or args.threads < 1 or args.repeat < 1:
+        parser.error("--batch, --threads and --repeat must be positive")
+    old = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        seed_everything(0)
+        metrics, _ = _measure(BenchConfig(batch_size=args.batch, repeat=args.repeat), args.device)
+    finally:
+        torch.set_num_threads(old)
+    rows = {name: v for name, v in metrics["images_per_s"].items()
+            if args.mode == "all" or name == "plain CNN" or (name == AVERAGED) == (args.mode == "batch")}
+    width = max(map(len, rows))
+    print(f"HE-CNN-L speed: batch {args.batch}, {args.threads} thread(s), {args.device}, forward + backward")
+    for name, v in rows.items():
+        print(f"  {name:<{width}}  {v:10.1f} images/s")
+    if args.mode == "all":
+        for key in ("ratio_batched_over_main_loop", "ratio_batched_over_full_loop", "ratio_averaged_over_batched"):
+            print(f"  {key}: {metrics[key]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

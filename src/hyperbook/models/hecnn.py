@@ -144,6 +144,59 @@ class MainNet(nn.Module):
                                      f"{channels}x{size}x{size}")
                 flat_seen = True
         self.feature_size = size
+        self._checked_sizes = {in_size}
+
+    def size_problem(self, h: int, w: int):
+        """Why an h x w input does not work (None when it does): the network needs a square input whose maps
+        keep a symmetric sampling grid through every strided convolution and pooling (else a quarter turn of
+        the input is not a quarter turn of the maps and equivariance is lost silently), and whose flattened
+        map fits the first linear layer."""
+        if h != w:
+            return f"the input must be square for quarter turns, got {h}x{w}"
+        size = h
+        for i, layer in enumerate(self.spec):
+            kind = layer[0]
+            if kind in ("conv", "lift", "gconv"):
+                k, stride, pad = layer[3], layer[4], layer[5]
+                if size + 2 * pad < k:
+                    return f"layer {i} ({kind} {k}x{k}) gets a {size}x{size} map, smaller than its filter"
+                if (size + 2 * pad - k) % stride:
+                    return (f"layer {i} ({kind} {k}x{k}, stride {stride}) on a {size}x{size} map leaves a row "
+                            f"and column unused, so its sampling grid is not symmetric under a quarter turn")
+                size = (size + 2 * pad - k) // stride + 1
+            elif kind in ("maxpool", "avgpool"):
+                if size % layer[1]:
+                    return (f"layer {i} ({kind} {layer[1]}) gets a {size}x{size} map, not divisible by "
+                            f"{layer[1]}: pooling drops a row and column and breaks the quarter-turn symmetry")
+                size //= layer[1]
+            elif kind == "pool":
+                if size < layer[1]:
+                    return f"layer {i} (adaptive pool to {layer[1]}) gets a {size}x{size} map"
+                size = layer[1]
+            elif kind == "gpool":
+                size = 1
+        if size != self.feature_size:
+            return (f"the last map is {size}x{size}, but the first linear layer expects "
+                    f"{self.feature_size}x{self.feature_size}")
+        return None
+
+    def valid_sizes(self, upto: int | None = None):
+        """The square input sizes (up to `upto`, default 4x the design size) that the network accepts."""
+        return [n for n in range(1, (upto or 4 * self.in_size) + 1) if self.size_problem(n, n) is None]
+
+    def check_input(self, x):
+        """Raise a clear error for an input size that would break the network's equivariance or shapes."""
+        h, w = x.shape[-2], x.shape[-1]
+        if h == w and h in self._checked_sizes:
+            return
+        why = self.size_problem(h, w)
+        if why is not None:
+            sizes = self.valid_sizes()
+            shown = ", ".join(map(str, sizes[:12])) + (", ..." if len(sizes) > 12 else "")
+            raise ValueError(f"input of {h}x{w} pixels does not fit this network: {why}. Sizes that work "
+                             f"(up to {4 * self.in_size}): {shown or 'none'}; the design size is "
+                             f"{self.in_size}x{self.in_size}")
+        self._checked_sizes.add(h)
 
     def param_shapes(self):
         """Full parameter shapes, one (weight shape, bias shape or None) per parametrised layer."""
@@ -162,6 +215,7 @@ class MainNet(nn.Module):
 
     def forward(self, x, params, return_features: bool = False):
         """params: list of (weight, bias) per parametrised layer. Returns logits (and the last feature maps)."""
+        self.check_input(x)
         it = iter(params)
         features, saved = None, []
         for i, layer in enumerate(self.spec):
@@ -245,14 +299,22 @@ class StaticNet(nn.Module):
 
 # ----------------------------------------------------------------------------- the hypernetwork
 class NEPGenerator(nn.Module):
-    """The non-equivariant parameter-piece generator's encoder: convolutions + ReLU, average-pooled to pool x pool,
-    flattened. equivariant=True builds it from P4 convolutions pooled over rotations (appendix D.1's
-    counter-example: its features, hence the pieces, do not change when the input turns)."""
+    """The non-equivariant parameter-piece generator's encoder: convolutions + ReLU, then the last map flattened
+    (pool=0, appendix C.3: "features are flatten") or first average-pooled to pool x pool (pool=1 is global
+    pooling, which the small models need to stay near the document's parameter count). equivariant=True builds
+    it from P4 convolutions pooled over rotations and space (appendix D.1's counter-example: its features, hence
+    the pieces, do not change when the input turns).
+
+    The plain convolutions are He-initialised (normal, fan-in, gain sqrt 2; zero biases), so the features keep
+    the input's second moment (about 1 for inputs scaled to [-1, 1] or standardised; about 1/2 after batch norm
+    and ReLU): `feature_power` is that estimate, which the heads use to give generated filters He scale."""
 
     def __init__(self, convs=SMALL_GENERATOR, pool: int = 1, equivariant: bool = False, batch_norm: bool = False,
-                 maxpool_after: int = 0):
+                 maxpool_after: int = 0, in_size: int = 28):
         super().__init__()
-        layers = []
+        layers, design = [], tuple(convs)
+        if equivariant:   # a strided grid that a quarter turn does not map onto itself would break the invariance
+            convs = self._symmetric_strides(convs, in_size, maxpool_after)
         for j, (cin, cout, k, stride) in enumerate(convs):
             if equivariant:
                 layers.append(P4GroupConv(cin, cout, k, stride, bias=True) if layers else
@@ -265,15 +327,50 @@ class NEPGenerator(nn.Module):
             if j < maxpool_after:
                 layers.append(nn.MaxPool2d(2))
         self.convs = nn.Sequential(*layers)
-        self.pool, self.equivariant = pool, equivariant
-        self.out_features = convs[-1][1] * pool * pool
+        for m in self.convs:
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+        self.pool, self.equivariant, self.in_size = pool, equivariant, in_size
+        self.map_size = self._map_size(design, in_size, maxpool_after)   # features as the plain generator's
+        self.conv_specs = tuple(convs)
+        side = self.map_size if pool == 0 else pool
+        self.out_features = convs[-1][1] * side * side
+        self.feature_power = 0.5 if batch_norm else 1.0
+
+    @staticmethod
+    def _symmetric_strides(convs, size, maxpool_after):
+        """The convolutions with stride 1 wherever (map size - k) is not a multiple of the stride (the regular
+        generator's stride-2 3x3 convolution on 28 px): the P4 counter-example must be exactly invariant."""
+        out = []
+        for j, (cin, cout, k, stride) in enumerate(convs):
+            if (size - k) % stride:
+                stride = 1
+            out.append((cin, cout, k, stride))
+            size = (size - k) // stride + 1
+            if j < maxpool_after:
+                size //= 2
+        return tuple(out)
+
+    @staticmethod
+    def _map_size(convs, size, maxpool_after):
+        for j, (_cin, _cout, k, stride) in enumerate(convs):
+            size = (size - k) // stride + 1
+            if j < maxpool_after:
+                size //= 2
+        return size
 
     def forward(self, x):
         h = self.convs(x)
-        if self.equivariant:   # mean over the four rotation channels: invariant features
-            h = h.reshape(h.shape[0], -1, 4, *h.shape[-2:]).mean(2)
-            return F.adaptive_avg_pool2d(h, 1).flatten(1).repeat_interleave(self.pool * self.pool, 1) \
-                if self.pool > 1 else F.adaptive_avg_pool2d(h, 1).flatten(1)
+        side = self.map_size if self.pool == 0 else self.pool
+        if self.equivariant:   # mean over the four rotation channels and space: invariant features
+            h = F.adaptive_avg_pool2d(h.reshape(h.shape[0], -1, 4, *h.shape[-2:]).mean(2), 1).flatten(1)
+            return h.repeat_interleave(side * side, 1) if side > 1 else h
+        if self.pool == 0:
+            if h.shape[-1] != self.map_size or h.shape[-2] != self.map_size:
+                raise ValueError(f"the NEP generator flattens a {self.map_size}x{self.map_size} map (input "
+                                 f"{self.in_size}x{self.in_size}); got {h.shape[-2]}x{h.shape[-1]}")
+            return h.flatten(1)
         return F.adaptive_avg_pool2d(h, self.pool).flatten(1)
 
 
@@ -287,6 +384,16 @@ class LowRankHead(nn.Module):
         self.side = math.ceil(math.sqrt(length))
         self.a = nn.Linear(n_in, self.side * rank, bias=bias)
         self.b = nn.Linear(n_in, rank * self.side, bias=bias)
+
+    def init_scale(self, target_std: float, feature_power: float = 1.0):
+        """Initialise a and b so that the product's entries have std `target_std` for features of mean square
+        `feature_power`: each entry is a sum of r products, so a and b each get variance target / sqrt(r)."""
+        n_in = self.a.in_features
+        std = math.sqrt(target_std / (math.sqrt(self.rank) * n_in * feature_power))
+        for lin in (self.a, self.b):
+            nn.init.normal_(lin.weight, std=std)
+            if lin.bias is not None:
+                nn.init.zeros_(lin.bias)
 
     def forward(self, h):
         a = self.a(h).reshape(-1, self.side, self.rank)
@@ -313,7 +420,8 @@ class HyperCNN(nn.Module):
             raise UnknownChoiceError("combiner", combiner, COMBINERS)
         self.main = MainNet(main_spec, in_size)
         self.combiner = combiner
-        self.generator = NEPGenerator(generator, gen_pool, equivariant_generator, gen_batch_norm, gen_maxpool_after)
+        self.generator = NEPGenerator(generator, gen_pool, equivariant_generator, gen_batch_norm, gen_maxpool_after,
+                                      in_size)
         self.layout = []     # per parametrised layer: (kind, info, weight-part shape, bias length)
         for (_, kind, info), (wshape, bshape) in zip(self.main.param_layers, self.main.param_shapes()):
             if combiner == "pieces" and kind in ("lift", "gconv"):
@@ -330,6 +438,52 @@ class HyperCNN(nn.Module):
         lengths = [math.prod(part) + nb for _, _, part, nb in self.layout]
         self.heads = nn.ModuleList([LowRankHead(n_feat, n, rank, head_bias) if light else
                                     nn.Linear(n_feat, n, bias=head_bias) for n in lengths])
+        self.init_heads()
+        # data-dependent part of the init: rescaled once, on the first training batch (kept in checkpoints)
+        self.register_buffer("calibrated", torch.tensor(False))
+
+    def target_std(self, i: int) -> float:
+        """The std the generated weights of layer i start at: He scale, sqrt(2 / fan-in), for layers followed by
+        a ReLU; sqrt(1 / fan-in) for the last (logit) layer, which has none (at He scale the initial logits
+        were large: loss 4.3 instead of ln 10 = 2.3 on MNIST)."""
+        wshape = self.main.param_shapes()[i][0]
+        gain = 1.0 if i == len(self.layout) - 1 else 2.0
+        return math.sqrt(gain / math.prod(wshape[1:]))
+
+    def init_heads(self):
+        """Generated weights start at He scale (the heads' default nn.Linear init gave 40-200x smaller filters,
+        so generated biases dominated). Full heads: weight rows normal with the std that gives He scale for the
+        generator's features, bias rows and head biases zero. Low-rank heads: the product at He scale (their
+        bias entries then start at the same small scale; a rank-r product cannot treat them apart)."""
+        q = self.generator.feature_power
+        for i, (head, (_kind, _info, part, _nb)) in enumerate(zip(self.heads, self.layout)):
+            t = self.target_std(i)
+            if isinstance(head, LowRankHead):
+                head.init_scale(t, q)
+                continue
+            nw = math.prod(part)
+            with torch.no_grad():
+                head.weight.zero_()
+                head.weight[:nw].normal_(std=t / math.sqrt(head.in_features * q))
+                if head.bias is not None:
+                    head.bias.zero_()
+
+    @torch.no_grad()
+    def calibrate(self, x):
+        """Rescale every head so that the weights it generates for the batch x have exactly He scale (the
+        analytic init above assumes a feature mean square the pooled, partly dead ReLU features do not have;
+        on MNIST it left generated filters 2-5x small). Done once, on the first training batch."""
+        for i, (raw, head, (_kind, _info, part, _nb)) in enumerate(zip(self.raw(x), self.heads, self.layout)):
+            std = raw[..., :math.prod(part)].float().std()
+            if not torch.isfinite(std) or std <= 0:
+                continue
+            c = self.target_std(i) / std.item()
+            if isinstance(head, LowRankHead):       # the product scales with both factors
+                for lin in (head.a, head.b):
+                    lin.weight.mul_(math.sqrt(c))
+            else:
+                head.weight.mul_(c)
+        self.calibrated.fill_(True)
 
     # -- raw generator outputs
     def raw(self, x):
@@ -345,6 +499,7 @@ class HyperCNN(nn.Module):
         """The main network's parameters for input x: per sample ([B, ...]) or averaged over the batch."""
         if mode not in MODES:
             raise UnknownChoiceError("parameter mode", mode, MODES)
+        self.main.check_input(x)
         raws = self.raw(x)
         params = []
         for raw, (kind, info, part, nb) in zip(raws, self.layout):
@@ -376,6 +531,9 @@ class HyperCNN(nn.Module):
         return params
 
     def forward(self, x, mode: str = "sample", return_features: bool = False):
+        self.main.check_input(x)
+        if self.training and not bool(self.calibrated):
+            self.calibrate(x)
         return self.main(x, self.generate(x, mode), return_features=return_features)
 
 
@@ -406,8 +564,19 @@ class D4nHECNN(nn.Module):
 
 # ----------------------------------------------------------------------------- the named models
 MODELS = ("cnn", "z4cnn", "hecnn_l", "hecnn_n_l", "dynamic_z4cnn", "hecnn_l_eqgen", "dynamic_cnn",
-          "cnn_regular", "p4cnn_regular", "hecnn_regular", "hecnn_l_regular", "hecnn_n_regular",
-          "d8_hecnn_l_regular", "d16_hecnn_l_regular")
+          "cnn_regular", "p4cnn_regular", "hecnn_regular", "hecnn_regular_eqgen", "hecnn_l_regular",
+          "hecnn_n_regular", "d8_hecnn_l_regular", "d16_hecnn_l_regular")
+
+# Parameter counts the document states (Tables 1, 2, 5). CNN and Z4-CNN are reproduced exactly; the others depend
+# on details the document leaves open (see `GENERATOR_READING`), so the chapter shows ours beside these.
+DOCUMENT_PARAMETERS = {"cnn": 3370, "z4cnn": 12522, "hecnn_l": 11527, "dynamic_z4cnn": 32964,
+                       "hecnn_regular": 9_680_000, "hecnn_l_regular": 51_900, "p4cnn_regular": 98_000}
+# How the NEP generator ends, per model (C.3 says the last map is flattened). The light models pool globally:
+# flattening the small generator's 16x13x13 map would give HE-CNN-L 1.54M parameters (document: 11.5k), the
+# regular generator's 32x3x3 map 791k (document: 51.9k). The regular HE-CNN flattens its 3x3 map as C.3 says.
+GENERATOR_READING = {"hecnn_l": "global average pool (parameter budget)",
+                     "hecnn_l_regular": "global average pool (parameter budget)",
+                     "hecnn_regular": "flattened 3x3 map (as C.3)", "hecnn_n_regular": "flattened 3x3 map (as C.3)"}
 
 
 def build(name: str, rank: int | None = None) -> nn.Module:
@@ -432,9 +601,12 @@ def build(name: str, rank: int | None = None) -> nn.Module:
     if name == "p4cnn_regular":
         return StaticNet(regular_p4cnn())
     if name == "hecnn_regular":
-        return HyperCNN(regular_cnn(), REGULAR_GENERATOR, "pieces", light=False, gen_pool=3, head_bias=True)
+        return HyperCNN(regular_cnn(), REGULAR_GENERATOR, "pieces", light=False, gen_pool=0, head_bias=True)
+    if name == "hecnn_regular_eqgen":     # Figure 7's counter-example on the regular network
+        return HyperCNN(regular_cnn(), REGULAR_GENERATOR, "pieces", light=False, gen_pool=0, head_bias=True,
+                        equivariant_generator=True)
     if name == "hecnn_n_regular":
-        return HyperCNN(regular_cnn(), REGULAR_GENERATOR, "naive", light=False, gen_pool=3, head_bias=True)
+        return HyperCNN(regular_cnn(), REGULAR_GENERATOR, "naive", light=False, gen_pool=0, head_bias=True)
     if name == "hecnn_l_regular":
         return HyperCNN(regular_cnn(), REGULAR_GENERATOR, "pieces", light=True, rank=rank or 4, gen_pool=1)
     if name == "d8_hecnn_l_regular":

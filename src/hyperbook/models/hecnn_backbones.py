@@ -24,6 +24,11 @@ stride-2 convolution. A stride-2 3x3 convolution on an even map samples a grid
 that a quarter turn does not map onto itself, so no network containing one can
 be exactly Z4-equivariant; 2x2 pooling of an even map can.
 
+The last adaptive average pool is to 1x1 in the plain and G-CNN networks and
+to 2x2 in the hypernetwork models' main networks (C.3: pool to 2 "to demonstrate
+our parameter generation for linear layers"; the linear combiner then has a
+map to permute), with a linear layer of 4x the inputs.
+
 `width` scales every hidden channel count, the NEP generator's too (smoke
 runs use small widths; 1 is the document's size).
 """
@@ -43,16 +48,17 @@ def _conv(cin, cout, k=3, pad=1):
     return ("conv", cin, cout, k, 1, pad, False)    # no bias: batch norm follows every convolution
 
 
-def residual_net(classes: int = 10, width: float = 1.0, in_channels: int = 3):
+def residual_net(classes: int = 10, width: float = 1.0, in_channels: int = 3, pool: int = 1):
     c = _c(32, width)
     spec = [_conv(in_channels, c), ("bn", c), ("relu",)]
     for _ in range(2):
         spec += [("save",), _conv(c, c), ("bn", c), ("relu",), _conv(c, c), ("bn", c), ("add",), ("relu",),
                  ("maxpool", 2)]
-    return tuple(spec + [("pool", 1), ("flatten",), ("linear", c, classes)])
+    return tuple(spec + [("pool", pool), ("flatten",), ("linear", c * pool * pool, classes)])
 
 
-def laine_aila_13(classes: int = 10, width: float = 1.0, in_channels: int = 3, dropout: float = 0.5):
+def laine_aila_13(classes: int = 10, width: float = 1.0, in_channels: int = 3, dropout: float = 0.5,
+                  pool: int = 1):
     a, b, c5, c6, c7 = (_c(n, width) for n in (128, 256, 512, 256, 128))
 
     def block(cin, cout, k=3, pad=1):
@@ -61,10 +67,11 @@ def laine_aila_13(classes: int = 10, width: float = 1.0, in_channels: int = 3, d
     spec = block(in_channels, a) + block(a, a) + block(a, a) + [("maxpool", 2), ("dropout", dropout)]
     spec += block(a, b) + block(b, b) + block(b, b) + [("maxpool", 2), ("dropout", dropout)]
     spec += block(b, c5, 3, 0) + block(c5, c6, 1, 0) + block(c6, c7, 1, 0)
-    return tuple(spec + [("pool", 1), ("flatten",), ("linear", c7, classes)])
+    return tuple(spec + [("pool", pool), ("flatten",), ("linear", c7 * pool * pool, classes)])
 
 
-def wide_resnet(depth: int = 16, widen: int = 8, classes: int = 10, width: float = 1.0, in_channels: int = 3):
+def wide_resnet(depth: int = 16, widen: int = 8, classes: int = 10, width: float = 1.0, in_channels: int = 3,
+                pool: int = 1):
     if (depth - 4) % 6:
         raise ValueError(f"WRN depth must be 6 n + 4, got {depth}")
     n = (depth - 4) // 6
@@ -74,16 +81,16 @@ def wide_resnet(depth: int = 16, widen: int = 8, classes: int = 10, width: float
     for stage, base in enumerate((16, 32, 64)):
         cout = _c(base * widen, width)
         for i in range(n):
-            pool = 2 if (i == 0 and stage > 0) else 1
-            down = [("avgpool", 2)] if pool > 1 else []
+            step = 2 if (i == 0 and stage > 0) else 1
+            down = [("avgpool", 2)] if step > 1 else []
             if cin == cout:     # identity shortcut around BN-ReLU-conv-BN-ReLU-conv
                 spec += [("save",), ("bn", cin), ("relu",), _conv(cin, cout)] + down + \
                         [("bn", cout), ("relu",), _conv(cout, cout), ("add",)]
             else:               # projection shortcut from the pre-activated input
                 spec += [("bn", cin), ("relu",), ("save",), _conv(cin, cout)] + down + \
-                        [("bn", cout), ("relu",), _conv(cout, cout), ("shortcut", cin, cout, pool)]
+                        [("bn", cout), ("relu",), _conv(cout, cout), ("shortcut", cin, cout, step)]
             cin = cout
-    return tuple(spec + [("bn", cin), ("relu",), ("pool", 1), ("flatten",), ("linear", cin, classes)])
+    return tuple(spec + [("bn", cin), ("relu",), ("pool", pool), ("flatten",), ("linear", cin * pool * pool, classes)])
 
 
 # ----------------------------------------------------------------------------- NEP generators (appendix C.3)
@@ -99,13 +106,16 @@ ARCHS = {"residual": ("cifar", 32), "laine13": ("cifar", 32), "wrn16_8": ("stl10
 VARIANTS = ("cnn", "z4_gcnn", "d8_gcnn", "z4_hecnn", "z4_hecnn_l", "d8_hecnn", "d8_hecnn_l")
 
 
-def spec_for(arch: str, classes: int, width: float = 1.0):
+HYPER_POOL = 2     # C.3: the hypernetwork models' main networks pool to 2x2, not 1x1
+
+
+def spec_for(arch: str, classes: int, width: float = 1.0, pool: int = 1):
     if arch == "residual":
-        return residual_net(classes, width)
+        return residual_net(classes, width, pool=pool)
     if arch == "laine13":
-        return laine_aila_13(classes, width)
+        return laine_aila_13(classes, width, pool=pool)
     if arch == "wrn16_8":
-        return wide_resnet(16, 8, classes, width)
+        return wide_resnet(16, 8, classes, width, pool=pool)
     raise UnknownChoiceError("colour-image architecture", arch, ARCHS)
 
 
@@ -120,7 +130,7 @@ def build_backbone(arch: str, variant: str, classes: int = 10, width: float = 1.
     if variant not in VARIANTS:
         raise UnknownChoiceError("Table 3/4 model variant", variant, VARIANTS)
     data, size = ARCHS[arch] if arch in ARCHS else (None, None)
-    spec = spec_for(arch, classes, width)
+    spec = spec_for(arch, classes, width, pool=HYPER_POOL if "hecnn" in variant else 1)
     if variant == "cnn":
         return StaticNet(spec, in_size=size)
     if variant.endswith("gcnn"):
