@@ -5,6 +5,11 @@
   python -m hyperbook.cli status          regenerate book/status.md from results/
   python -m hyperbook.cli data [NAME ...] fetch datasets into data/
   python -m hyperbook.cli chapters        list chapters and whether their notebook exists
+  python -m hyperbook.cli train UNIT|CHAPTER ... --profile P [--device D] [--seed N]   train single experiments
+  python -m hyperbook.cli plan --profile P [--device cpu|cuda]       estimated hours of every unit
+  python -m hyperbook.cli time UNIT ... --profile P --steps N         measure ms per step into results/_timings/
+  python -m hyperbook.cli campaign --profile P --budget 2h [--order cheapest|chapter]   what fits, one at a time
+  python -m hyperbook.cli sweep --profile P --executor slurm|local|debug [--seeds 0,1,2] [UNITS ...]
 """
 from __future__ import annotations
 
@@ -148,6 +153,145 @@ def cmd_chapters(args) -> None:
         print(f"{name:20s} {rel:40s} {'written' if name in written else 'planned'}")
 
 
+# ---------------------------------------------------------------- experiments as units (hyperbook.units)
+def cmd_train(args) -> None:
+    import torch
+
+    from .context import RunContext
+    from .profiles import check_training_profile
+    from .units import select
+    profile = check_training_profile(args.profile)
+    device = resolve_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    units = select(args.units)
+    overrides = parse_params(args.param)
+    if args.seed is not None:
+        seedless = [u.key for u in units if u.seed_field is None]
+        if seedless and args.seed != 0:
+            raise BookError(f"--seed {args.seed}: these units have no seed in their config, so their record "
+                            f"could not tell seeds apart: {', '.join(seedless)}")
+    for unit in units:
+        ov = dict(overrides)
+        if args.seed is not None and unit.seed_field is not None:
+            ov[unit.seed_field] = args.seed
+        unit.config(profile, ov)           # an unknown override fails before any training
+        ctx = RunContext.from_params(unit.chapter, profile, device, args.data_dir, args.results_dir,
+                                     reuse=not args.no_reuse, seed=args.seed or 0)
+        record = unit.run(ctx, ov)
+        print(f"{unit.key}: {record.source()} -> {record.path}", flush=True)
+
+
+def _cost(args):
+    from .results import DEFAULT_RESULTS_DIR
+    from .units import CostModel
+    device = args.device if args.device in ("cpu", "cuda") else resolve_device(args.device).split(":")[0]
+    return device, CostModel(device, args.results_dir or DEFAULT_RESULTS_DIR, machine=args.machine)
+
+
+def cmd_plan(args) -> None:
+    from .profiles import check_training_profile
+    from .units import format_plan, plan_rows, select
+    profile = check_training_profile(args.profile)
+    device, cost = _cost(args)
+    print(format_plan(plan_rows(select(args.units), profile, cost, args.data_dir), profile, device))
+
+
+def cmd_time(args) -> None:
+    from .profiles import check_training_profile
+    from .results import DEFAULT_RESULTS_DIR
+    from .units import select, time_unit, write_timing
+    profile = check_training_profile(args.profile)
+    device = resolve_device(args.device)
+    for unit in select(args.units):
+        if unit.step_field is None:
+            print(f"skip {unit.key}: its config has no step field ({unit.steps_note})")
+            continue
+        entry = time_unit(unit, profile, args.steps, device, args.data_dir)
+        path = write_timing(entry, args.results_dir or DEFAULT_RESULTS_DIR)
+        print(f"{unit.key} ({profile}): {entry['ms_per_step']:.1f} ms/step "
+              f"(steps {entry['steps']}, wall {entry['walls_s']} s) -> {path}", flush=True)
+
+
+def cmd_campaign(args) -> None:
+    from .campaign import candidates, parse_budget, run_campaign, subprocess_runner
+    from .profiles import check_training_profile
+    from .units import select
+    profile = check_training_profile(args.profile)
+    resolve_device(args.device)
+    budget = parse_budget(args.budget)
+    device, cost = _cost(args)
+    cands = candidates(select(args.units), profile, cost)
+    runner = subprocess_runner(profile, args.device, args.results_dir, args.data_dir)
+    done = run_campaign(cands, budget, runner, order=args.order, include_untimed=args.include_untimed,
+                        safety=args.safety)
+    ran = [k for k, s in done if s == "done"]
+    print(f"campaign ({profile}, {args.budget}): {len(ran)} trained, "
+          f"{sum(s == 'failed' for _, s in done)} failed, {sum(s.startswith('skipped') for _, s in done)} skipped")
+
+
+def cmd_sweep(args) -> None:
+    from .profiles import check_training_profile
+    from .results import DEFAULT_RESULTS_DIR
+    from .sweep import make_specs, parse_seeds, submit, wait
+    from .units import select
+    profile = check_training_profile(args.profile)
+    if args.executor != "slurm":
+        resolve_device(args.device)        # a SLURM job resolves it on its node
+    specs = make_specs(select(args.units), profile, parse_seeds(args.seeds), args.device,
+                       args.results_dir or DEFAULT_RESULTS_DIR, args.data_dir)
+    jobs = submit(specs, args.executor, args.log_dir, timeout_min=args.timeout_min,
+                  slurm_params=parse_params(args.slurm))
+    print(f"submitted {len(specs)} unit runs in {len(jobs)} {args.executor} jobs", flush=True)
+    if args.executor != "slurm" or args.wait:
+        wait(jobs)
+    else:
+        print("jobs: " + ", ".join(str(j.job_id) for j in jobs))
+
+
+def _unit_options(p, units_help: str, units_required: bool = False) -> None:
+    p.add_argument("units", nargs="+" if units_required else "*", help=units_help)
+    p.add_argument("--profile", required=True, help="smoke, reduced or full")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--results-dir", default=None, help="default: results/ (HYPERBOOK_RESULTS_DIR is not read)")
+    p.add_argument("--data-dir", default=None, help="default: data/")
+
+
+def add_unit_commands(sub) -> None:
+    tr = sub.add_parser("train", help="train single experiments (CHAPTER/EXPERIMENT) or every one of a chapter")
+    _unit_options(tr, "CHAPTER/EXPERIMENT or CHAPTER", units_required=True)
+    tr.add_argument("--seed", type=int, default=None, help="into the config's seed field (so into the hash)")
+    tr.add_argument("-p", "--param", action="append", help="config override name=value (dotted for nested)")
+    tr.add_argument("--no-reuse", action="store_true", help="retrain even where a run is recorded")
+    tr.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    tr.set_defaults(fn=cmd_train)
+    pl = sub.add_parser("plan", help="estimated hours of every unit of a profile on a device")
+    _unit_options(pl, "units or chapters (default: all)")
+    pl.add_argument("--machine", default=None, help="only records / timings of a device name containing this")
+    pl.set_defaults(fn=cmd_plan)
+    ti = sub.add_parser("time", help="measure ms per training step (two step counts) into results/_timings/")
+    _unit_options(ti, "units or chapters", units_required=True)
+    ti.add_argument("--steps", type=int, required=True, help="n: runs at n and 2n steps (after a warm-up at n)")
+    ti.set_defaults(fn=cmd_time)
+    ca = sub.add_parser("campaign", help="run the unrecorded units that fit a time budget, one at a time")
+    _unit_options(ca, "units or chapters (default: all)")
+    ca.add_argument("--budget", required=True, help="e.g. 2h, 90m, 1h30m")
+    ca.add_argument("--order", default="cheapest", choices=("cheapest", "chapter"))
+    ca.add_argument("--include-untimed", action="store_true", help="also run units with no estimate")
+    ca.add_argument("--safety", type=float, default=1.0, help="start a unit only if safety x estimate fits")
+    ca.add_argument("--machine", default=None, help="estimates only from this device name (substring)")
+    ca.set_defaults(fn=cmd_campaign)
+    sw = sub.add_parser("sweep", help="run units (x seeds) as submitit jobs: slurm, local (one per GPU), debug")
+    _unit_options(sw, "units or chapters (default: all)")
+    sw.add_argument("--executor", required=True, choices=("slurm", "local", "debug"))
+    sw.add_argument("--seeds", default=None, help="comma-separated, e.g. 0,1,2 (default: 0)")
+    sw.add_argument("--timeout-min", type=int, default=72 * 60, help="per job; on timeout a job requeues itself")
+    sw.add_argument("--log-dir", default=None, help="submitit's folder (default: results/_checkpoints/submitit/)")
+    sw.add_argument("--slurm", action="append", help="SLURM parameter name=value (e.g. partition=gpu)")
+    sw.add_argument("--wait", action="store_true", help="slurm: wait for the jobs and print their records")
+    sw.set_defaults(fn=cmd_sweep)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="hyperbook", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -167,6 +311,7 @@ def main(argv=None) -> int:
     data.add_argument("names", nargs="*")
     data.set_defaults(fn=cmd_data)
     sub.add_parser("chapters", help="list the chapters").set_defaults(fn=cmd_chapters)
+    add_unit_commands(sub)
     args = parser.parse_args(argv)
     try:
         args.fn(args)

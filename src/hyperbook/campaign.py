@@ -1,0 +1,128 @@
+"""A budgeted campaign: the unrecorded units whose estimated time fits the budget left, one process at a time.
+
+Each unit runs as its own `hyperbook train` process with all the machine's threads; one that is still running
+when the budget ends is stopped (SIGTERM, then SIGKILL): its fit() checkpoint stays under results/_checkpoints/
+and the next campaign resumes it. A killed campaign resumes where it stopped: recorded units are skipped
+because their record exists. Never run a campaign beside the test suite: both fight over the cores.
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from .errors import BookError, UnknownChoiceError
+
+ORDERS = ("cheapest", "chapter")
+
+
+def parse_budget(text: str) -> float:
+    """'2h', '90m', '1h30m', '45s', '1.5h' -> seconds."""
+    s = str(text).strip().lower()
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([hms])", s)
+    if not parts or re.sub(r"(\d+(?:\.\d+)?)\s*([hms])", "", s).strip():
+        raise BookError(f"budget {text!r} is not a duration like 2h, 90m, 1h30m or 45s")
+    seconds = sum(float(v) * {"h": 3600, "m": 60, "s": 1}[u] for v, u in parts)
+    if seconds <= 0:
+        raise BookError(f"budget {text!r} is not positive")
+    return seconds
+
+
+@dataclass
+class Candidate:
+    key: str
+    estimate_s: float | None     # None: not timed
+    recorded: bool
+    position: int = 0            # registry order (chapter order)
+
+
+def ordered(cands: list[Candidate], order: str) -> list[Candidate]:
+    if order not in ORDERS:
+        raise UnknownChoiceError("campaign order", order, ORDERS)
+    todo = [c for c in cands if not c.recorded]
+    if order == "cheapest":      # untimed last (they only run with --include-untimed)
+        return sorted(todo, key=lambda c: (c.estimate_s is None, c.estimate_s or 0.0, c.position))
+    return sorted(todo, key=lambda c: c.position)
+
+
+def run_campaign(cands: list[Candidate], budget_s: float, runner: Callable[[str, float], str], *,
+                 order: str = "cheapest", include_untimed: bool = False, safety: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic, log: Callable[[str], None] = print) -> list[tuple]:
+    """Run the candidates that fit; returns [(key, status)] in the order decided, status one of
+    'done', 'failed', 'stopped at budget', 'skipped: ...'.
+
+    runner(key, timeout_s) -> 'done' | 'failed' | 'timeout' runs one unit, stopping it after timeout_s.
+    A unit starts only if safety x its estimate fits the budget left; an untimed one only with
+    `include_untimed` (then it may use all that is left). A unit stopped at the budget ends the campaign.
+    """
+    start = clock()
+    out = []
+    for c in cands:
+        if c.recorded:
+            out.append((c.key, "skipped: recorded"))
+    for c in ordered(cands, order):
+        left = budget_s - (clock() - start)
+        if left <= 0:
+            out.append((c.key, "skipped: budget spent"))
+            continue
+        if c.estimate_s is None and not include_untimed:
+            log(f"skip {c.key}: no estimate (time it with `hyperbook time`, or pass --include-untimed)")
+            out.append((c.key, "skipped: not timed"))
+            continue
+        if c.estimate_s is not None and c.estimate_s * safety > left:
+            log(f"skip {c.key}: estimated {c.estimate_s / 60:.1f} min does not fit the {left / 60:.1f} min left")
+            out.append((c.key, "skipped: does not fit"))
+            continue
+        est = "not timed" if c.estimate_s is None else f"estimated {c.estimate_s / 60:.1f} min"
+        log(f"run  {c.key} ({est}; {left / 60:.1f} min of budget left)")
+        status = runner(c.key, left)
+        if status == "timeout":
+            log(f"stop {c.key}: the budget ended while it ran; its checkpoint is kept, the next campaign resumes it")
+            out.append((c.key, "stopped at budget"))
+            break
+        out.append((c.key, status))
+    return out
+
+
+def subprocess_runner(profile: str, device: str, results_dir=None, data_dir=None, log=print,
+                      grace_s: float = 30.0) -> Callable[[str, float], str]:
+    """runner for run_campaign: `python -m hyperbook.cli train KEY` with every core's thread, stopped cleanly
+    (SIGTERM, then SIGKILL after grace_s) at the timeout."""
+    threads = os.cpu_count() or 1
+
+    def run(key: str, timeout_s: float) -> str:
+        cmd = [sys.executable, "-m", "hyperbook.cli", "train", key, "--profile", profile, "--device", device,
+               "--threads", str(threads)]
+        if results_dir:
+            cmd += ["--results-dir", str(results_dir)]
+        if data_dir:
+            cmd += ["--data-dir", str(data_dir)]
+        proc = subprocess.Popen(cmd, start_new_session=True)
+        try:
+            rc = proc.wait(timeout=max(1.0, timeout_s - grace_s))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            return "timeout"
+        if rc != 0:
+            log(f"fail {key}: exit {rc}")
+            return "failed"
+        return "done"
+    return run
+
+
+def candidates(units, profile: str, cost) -> list[Candidate]:
+    out = []
+    for i, u in enumerate(units):
+        est = cost.estimate(u, profile)
+        out.append(Candidate(u.key, est.seconds, est.recorded, i))
+    return out

@@ -1,0 +1,535 @@
+"""Every experiment of the book as a unit of work: (chapter, experiment) -> how to run it, its config per
+profile, the data it needs, its steps and its measured cost.
+
+A chapter notebook records its experiments through ``RunContext.run(name, config_for, fn)``; a `Unit` holds
+exactly that triple, so ``hyperbook train`` / ``campaign`` / ``sweep`` record the same folder, with the same
+hash, as the chapter does. The registry reads each experiments module's own tables (``RUNS``,
+``EXPERIMENTS``, ``TRAIN_RUNS`` ...) when it is built, so an experiment added there appears here.
+
+Cost: seconds per step on a device, from
+
+1. the recorded run of this very config on that kind of device (its ``wall_time_s``: exact);
+2. the committed step-time table ``results/_timings/<machine>.json`` (training steps only; see TIMINGS_FORMAT);
+3. a recorded run of the same profile with an older config, scaled by the number of steps.
+
+Steps of a unit are the optimiser steps of all the models it trains (see `Unit.steps_note`).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+from .chapters import CHAPTERS
+from .errors import BookError, UnknownChoiceError
+from .profiles import TRAINING_PROFILES, check_training_profile, with_overrides
+from .results import DEFAULT_RESULTS_DIR, REPO_ROOT, ResultsStore, config_hash
+
+TIMINGS_DIR = "_timings"
+TIMINGS_FORMAT = """results/_timings/<machine slug>.json:
+{"machine": "<provenance device string, e.g. 'NVIDIA H200' or 'CPU (x86_64, 2 cores)'>",
+ "device": "cpu" | "cuda", "torch": "<torch.__version__>", "threads": <torch.get_num_threads()>,
+ "date": "<ISO date of the last entry>",
+ "units": {"<chapter>/<experiment>": {"<profile>": {"ms_per_step": <float>, "steps": [n1, n2],
+                                                    "config_hash": "<hash at n1>", "date": "<ISO>"}}}}
+ms_per_step = (wall(n2) - wall(n1)) / (steps(n2) - steps(n1)): one training step, with the fixed cost
+(data loading, evaluation) cancelled."""
+
+
+def _const(*names):
+    return lambda config: tuple(names)
+
+
+def _attr(name: str):
+    def get(config):
+        value = config
+        for part in name.split("."):
+            value = getattr(value, part)
+        return value
+    return get
+
+
+@dataclass(frozen=True)
+class Unit:
+    chapter: str
+    name: str
+    config_for: Callable[[str], object]            # profile -> frozen config (the chapter's own function)
+    fn: Callable[[object, object], tuple]          # fn(config, ctx) -> (metrics, arrays)
+    datasets: Callable[[object], tuple] = _const()  # config -> names of the datasets it reads
+    steps_of: Callable[[object], int] | None = None  # config -> optimiser steps of everything it trains
+    step_field: str | None = None                  # the config field `hyperbook time` overrides ('a.b' nested)
+    steps_note: str = "no training steps (a fixed-cost measurement)"
+    smoke_overrides: dict = field(default_factory=dict)   # tiny settings for tests (never used by the book)
+
+    @property
+    def key(self) -> str:
+        return f"{self.chapter}/{self.name}"
+
+    def config(self, profile: str, overrides: dict | None = None):
+        return apply_overrides(self.config_for(check_training_profile(profile)), overrides)
+
+    def steps(self, config) -> int | None:
+        return int(self.steps_of(config)) if self.steps_of is not None else None
+
+    @property
+    def seed_field(self) -> str | None:
+        """'seed', or 'part.seed' where the seed sits in a nested config, or None (no seed in the config)."""
+        config = self.config_for("smoke")
+        names = {f.name for f in fields(config)}
+        if "seed" in names:
+            return "seed"
+        for f in fields(config):
+            value = getattr(config, f.name)
+            if is_dataclass(value) and "seed" in {g.name for g in fields(value)}:
+                return f"{f.name}.seed"
+        return None
+
+    def run(self, ctx, overrides: dict | None = None):
+        """Record (or load) this unit in `ctx`, exactly as the chapter does (RunContext.run -> run_or_load)."""
+        if ctx.chapter != self.chapter:
+            raise BookError(f"unit {self.key} run in a context of chapter {ctx.chapter!r}")
+        flat = flat_overrides(self.config_for(ctx.profile if ctx.profile != "book" else "smoke"), overrides)
+        return ctx.run(self.name, self.config_for, self.fn, flat or None)
+
+    def record(self, profile: str, results_dir=DEFAULT_RESULTS_DIR, overrides: dict | None = None):
+        config = self.config(profile, overrides)
+        return ResultsStore(results_dir).find(self.chapter, self.name, profile, config)
+
+
+def flat_overrides(config, overrides: dict | None) -> dict:
+    """Overrides with dotted names ('train.steps') turned into a replaced nested config ({'train': ...})."""
+    out: dict = {}
+    nested: dict = {}
+    for key, value in (overrides or {}).items():
+        if "." in key:
+            head, rest = key.split(".", 1)
+            nested.setdefault(head, {})[rest] = value
+        else:
+            out[key] = value
+    valid = {f.name for f in fields(config)}
+    for head, sub in nested.items():
+        if head not in valid or not is_dataclass(getattr(config, head)):
+            raise UnknownChoiceError(f"nested part of {type(config).__name__}", head,
+                                     [f.name for f in fields(config) if is_dataclass(getattr(config, f.name))])
+        inner = out.get(head, getattr(config, head))
+        out[head] = with_overrides(inner, flat_overrides(inner, sub))
+    return out
+
+
+def apply_overrides(config, overrides: dict | None):
+    return with_overrides(config, flat_overrides(config, overrides)) if overrides else config
+
+
+# ============================================================================ the registry
+def _hypernets():
+    from .experiments import hypernets as M
+    return [Unit("hypernets", name, M.config_for(name), M.run_task, _const("mnist"), _attr("steps"), "steps",
+                 "TaskConfig.steps (the autoencoder's critic steps and the compensation classifier's "
+                 "classifier_steps not counted)", {"steps": 2, "test_per_digit": 2})
+            for name in M.RUNS]
+
+
+def _functional_images():
+    from .experiments import functional_images as M
+
+    def sr_data(config):
+        return {"benchmarks": ("bsds500", "sr_benchmarks"), "div2k": ("div2k", "sr_benchmarks")}.get(config.data, ())
+    units = [Unit("functional_images", "faces", *M.RUNNERS["faces"], lambda c: (c.source,), _attr("steps"),
+                  "steps", "FacesConfig.steps", {"steps": 2})]
+    units.append(Unit("functional_images", "sr_hypernet", *M.RUNNERS["sr_hypernet"], sr_data, _attr("steps"),
+                      "steps", "SRConfig.steps", {"steps": 2}))
+    units.append(Unit("functional_images", "sr_srcnn", *M.RUNNERS["sr_srcnn"], sr_data,
+                      lambda c: c.steps_per_scale * len(c.scales), "steps_per_scale",
+                      "SRCNNConfig.steps_per_scale x len(scales) (one SRCNN per scale)", {"steps_per_scale": 2}))
+    return units
+
+
+def _hecnn():
+    from .experiments import hecnn as M
+    from .experiments import hecnn_images as I
+    from .experiments import hecnn_speed as S
+    units = [Unit("hecnn", name, M.config_for(name), M.train_experiment(name), _const("mnist"), _attr("steps"),
+                  "steps", "TrainConfig.steps", {"steps": 2, "n_test": 16}) for name in M.RUNS]
+    units.append(Unit("hecnn", "filters", M.filters_config_for, M.filters_experiment, _const("mnist"),
+                      steps_note="no training (filters of models at initialisation)"))
+    units += [Unit("hecnn", name, I.config_for(name), I.train_experiment(name), lambda c: (c.dataset,),
+                   _attr("steps"), "steps", "ImageConfig.steps", {"steps": 1, "n_test": 8})
+              for name in I.RUNS]
+    units.append(Unit("hecnn", "benchmark", S.bench_config_for, S.benchmark_experiment,
+                      steps_note="no training (a speed benchmark)", smoke_overrides={"batch_size": 2}))
+    return units
+
+
+def _hcnn():
+    from .experiments import hcnn as M
+    units = [Unit("hcnn", name, M.train_config_for(name), M.train_experiment(name),
+                  lambda c: ("cifar10" if c.num_classes == 10 else "cifar100",), _attr("steps"), "steps",
+                  "TrainConfig.steps", {"steps": 1, "test_n": 16}) for name in M.TRAIN_RUNS]
+    units.append(Unit("hcnn", "translation", M.translation_config_for, M.translation_experiment,
+                      _const("cifar10"), _attr("train.steps"), "train.steps",
+                      "TranslationConfig.train.steps (the circular HCNN it trains)",
+                      {"train.steps": 1, "bank_n": 16, "n_queries": 4}))
+    units.append(Unit("hcnn", "speed", M.speed_config_for, M.speed_experiment,
+                      steps_note="no training (a speed benchmark)",
+                      smoke_overrides={"batch_size": 2, "plain_widths": (), "warmup": 0,
+                                       "cases": (("HCNN K=4 Q=8 (test)", 16, 4, 8, False),)}))
+    return units
+
+
+def _thesis_irevnet():
+    from .experiments import thesis_irevnet as M
+    units = [Unit("thesis_irevnet", f"train_{m}", M.train_config_for(m), M.run_train, _const("cifar10"),
+                  _attr("steps"), "steps", "TrainConfig.steps", {"steps": 1}) for m in M.MODELS]
+    units.append(Unit("thesis_irevnet", "memory", M.memory_config_for, M.run_memory,
+                      steps_note="no training (peak-memory probes)",
+                      smoke_overrides={"cases": (("cifar_b", 2, 32),), "repeats": 0}))
+    return units
+
+
+def _thesis_rfnn():
+    from .experiments import thesis_rfnn as M
+
+    def sizes_steps(c):
+        return sum(M.steps_for(c, n) for n in c.sizes) * len(c.seeds) * len(c.models)
+    notes = {
+        "mnist_sizes": (sizes_steps, "max_steps", "sum over sizes of steps_for(size) (min of the official "
+                        "epochs and max_steps) x len(seeds) x len(models)", {"max_steps": 2, "n_test": 16}),
+        "ablation": (lambda c: c.steps * len(c.variants), "steps", "AblationConfig.steps x len(variants)",
+                     {"steps": 1}),
+        "class_subsets": (lambda c: c.steps * len(c.variants) * len(c.class_counts), "steps",
+                          "ClassSubsetConfig.steps x len(variants) x len(class_counts)", {"steps": 1}),
+        "cifar10": (lambda c: c.steps * len(c.variants), "steps", "CifarConfig.steps x len(variants)",
+                    {"steps": 1, "n_test": 8}),
+        "cifar100": (lambda c: c.steps * len(c.variants), "steps", "CifarConfig.steps x len(variants)",
+                     {"steps": 1, "n_test": 8}),
+    }
+    data = {"mnist_sizes": _const("mnist"), "ablation": lambda c: (c.dataset,),
+            "class_subsets": lambda c: (c.dataset,), "cifar10": lambda c: (c.which,), "cifar100": lambda c: (c.which,)}
+    units = []
+    for name, (config_for, fn) in M.EXPERIMENTS.items():
+        steps_of, step_field, note, smoke = notes.get(name, (None, None, "steps not known to the registry", {}))
+        units.append(Unit("thesis_rfnn", name, config_for, fn, data.get(name, _const()), steps_of, step_field,
+                          note, smoke))
+    return units
+
+
+def _thesis_steerable():
+    from .experiments import thesis_steerable as M
+    units = [
+        Unit("thesis_steerable", "blobs", M.BlobsConfig.for_profile, M.run_blobs, _const(),
+             lambda c: c.steps * len(c.kinds) * 2, "steps",
+             "BlobsConfig.steps x len(kinds) x 2 (dynamic block and pixel FCN)",
+             {"steps": 1, "kinds": ("binary",), "size": 24, "batch": 1, "n_test": 2, "n_panel": 1}),
+        Unit("thesis_steerable", "cifar_frames", M.CifarFramesConfig.for_profile, M.run_cifar_frames,
+             _const("cifar10"), lambda c: M.reduced_steps(c) * len(c.archs) * len(c.frames) * c.runs, "steps",
+             "reduced_steps(config) (steps, else epochs x n_train / batch) x archs x frames x runs", {"steps": 1}),
+        Unit("thesis_steerable", "bsds", M.BsdsConfig.for_profile, M.run_bsds, _const("bsds500"),
+             lambda c: c.steps * 2, "steps", "BsdsConfig.steps x 2 (dynamic and static network)", {"steps": 1}),
+    ]
+    if hasattr(M, "run_canny_calibration"):   # not (yet) called by the chapter; no training
+        units.append(Unit("thesis_steerable", "canny_calibration", M.CannyCalibrationConfig.for_profile,
+                          M.run_canny_calibration, _const("bsds500"),
+                          steps_note="no training (scikit-image's Canny scored on BSDS500)"))
+    return units
+
+
+BUILDERS = {
+    "hypernets": _hypernets, "functional_images": _functional_images, "hecnn": _hecnn, "hcnn": _hcnn,
+    "thesis_rfnn": _thesis_rfnn, "thesis_steerable": _thesis_steerable, "thesis_irevnet": _thesis_irevnet,
+}
+
+
+@lru_cache(maxsize=None)
+def chapter_units(chapter: str) -> tuple:
+    if chapter not in BUILDERS:
+        raise UnknownChoiceError("chapter", chapter, BUILDERS)
+    return tuple(BUILDERS[chapter]())
+
+
+def all_units() -> list[Unit]:
+    return [u for chapter in CHAPTERS if chapter in BUILDERS for u in chapter_units(chapter)]
+
+
+def get_unit(key: str) -> Unit:
+    """'chapter/experiment' -> its Unit; an unknown chapter or experiment names the valid ones."""
+    if "/" not in key:
+        raise BookError(f"unit {key!r} is not of the form CHAPTER/EXPERIMENT (or a chapter name alone)")
+    chapter, name = key.split("/", 1)
+    units = {u.name: u for u in chapter_units(chapter if chapter in BUILDERS else _bad_chapter(chapter))}
+    if name not in units:
+        raise UnknownChoiceError(f"{chapter} experiment", name, units)
+    return units[name]
+
+
+def _bad_chapter(chapter):
+    raise UnknownChoiceError("chapter", chapter, BUILDERS)
+
+
+def select(names: list[str] | None) -> list[Unit]:
+    """Unit names ('chapter/experiment') or chapter names (every unit of it); none: every unit. Kept in order,
+    without duplicates."""
+    if not names:
+        return all_units()
+    out, seen = [], set()
+    for name in names:
+        units = [get_unit(name)] if "/" in name else list(chapter_units(name if name in BUILDERS
+                                                                        else _bad_chapter(name)))
+        for u in units:
+            if u.key not in seen:
+                seen.add(u.key)
+                out.append(u)
+    return out
+
+
+# ============================================================================ data present?
+def _dataset_present(name: str, data_dir: Path) -> bool | None:
+    """True / False for the datasets the book knows; None for one it cannot check."""
+    d = Path(data_dir)
+    checks = {
+        "mnist": lambda: (d / "MNIST" / "raw").is_dir() and any((d / "MNIST" / "raw").iterdir()),
+        "fashion_mnist": lambda: (d / "FashionMNIST" / "raw").is_dir() and any((d / "FashionMNIST" / "raw").iterdir()),
+        "cifar10": lambda: (d / "cifar-10-batches-py").is_dir() or (d / "cifar10-jpeg").is_dir(),
+        "cifar100": lambda: (d / "cifar-100-python").is_dir(),
+        "stl10": lambda: (d / "stl10_binary").is_dir(),
+        "bsds500": lambda: (d / "BSR" / "BSDS500" / "data" / "images").is_dir(),
+        "sr_benchmarks": lambda: all((d / "benchmark" / s / "HR").is_dir() for s in ("Set5", "Set14", "B100")),
+        "div2k": lambda: (d / "DIV2K").is_dir(),
+        "celeba": lambda: (d / "celeba").is_dir(),
+        "imagenet": lambda: (d / "imagenet").is_dir(),
+        "lfw_subset": lambda: True,      # bundled with scikit-image
+    }
+    return checks[name]() if name in checks else None
+
+
+def data_state(unit: Unit, profile: str, data_dir=None, overrides: dict | None = None) -> str:
+    """'yes' (every dataset present), 'none needed', 'stand-in' (missing, and this profile may use a labelled
+    stand-in) or 'MISSING: a, b' (missing and the profile refuses stand-ins)."""
+    data_dir = Path(data_dir) if data_dir else REPO_ROOT / "data"
+    config = unit.config(profile, overrides)
+    names = unit.datasets(config)
+    if not names:
+        return "none needed"
+    missing = [n for n in names if _dataset_present(n, data_dir) is False]
+    if not missing:
+        return "yes"
+    if getattr(config, "allow_standin", profile != "full"):
+        return "stand-in (" + ", ".join(missing) + " absent)"
+    return "MISSING: " + ", ".join(missing)
+
+
+# ============================================================================ measured cost
+def device_kind(device_string: str) -> str:
+    """'cpu' or 'cuda' of a provenance device string ('CPU (x86_64, 2 cores)', 'NVIDIA H200', 'cuda:0')."""
+    s = str(device_string)
+    return "cpu" if s.upper().startswith("CPU") else "cuda"
+
+
+def machine_slug(machine: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", machine.lower()).strip("-") or "machine"
+
+
+def scan_records(results_dir=DEFAULT_RESULTS_DIR) -> dict:
+    """(chapter, experiment) -> [provenance dict + 'path'] of every complete record under results_dir."""
+    out: dict = {}
+    root = Path(results_dir)
+    for prov_path in sorted(root.glob("*/*/*/provenance.json")):
+        if prov_path.parts[-4].startswith("_") or prov_path.parent.name.startswith("."):
+            continue
+        try:
+            prov = json.loads(prov_path.read_text())
+        except (OSError, ValueError):
+            continue
+        prov["path"] = str(prov_path.parent)
+        out.setdefault((prov_path.parts[-4], prov_path.parts[-3]), []).append(prov)
+    return out
+
+
+def load_timings(results_dir=DEFAULT_RESULTS_DIR) -> list[dict]:
+    folder = Path(results_dir) / TIMINGS_DIR
+    tables = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            table = json.loads(path.read_text())
+        except ValueError as err:
+            raise BookError(f"step-time table {path} is not valid JSON ({err}); its format:\n{TIMINGS_FORMAT}")
+        for key in ("machine", "device", "units"):
+            if key not in table:
+                raise BookError(f"step-time table {path} has no {key!r}; its format:\n{TIMINGS_FORMAT}")
+        table["path"] = str(path)
+        tables.append(table)
+    return tables
+
+
+@dataclass
+class Estimate:
+    seconds: float | None
+    source: str                  # where the number comes from ('record', 'timing table ...', 'not timed')
+    recorded: bool
+
+
+class CostModel:
+    """Estimated wall time of a unit's config on a kind of device ('cpu' / 'cuda'), optionally one machine."""
+
+    def __init__(self, device: str = "cpu", results_dir=DEFAULT_RESULTS_DIR, machine: str | None = None,
+                 records: dict | None = None, timings: list | None = None):
+        self.device = device_kind(device) if device not in ("cpu", "cuda") else device
+        self.machine = machine
+        self.results_dir = Path(results_dir)
+        self.records = scan_records(results_dir) if records is None else records
+        tables = load_timings(results_dir) if timings is None else timings
+        self.timings = [t for t in tables if t.get("device") == self.device
+                        and (machine is None or machine.lower() in t["machine"].lower())]
+
+    def _matches(self, prov: dict) -> bool:
+        dev = prov.get("device", "")
+        return device_kind(dev) == self.device and (self.machine is None or self.machine.lower() in dev.lower())
+
+    def estimate(self, unit: Unit, profile: str, overrides: dict | None = None) -> Estimate:
+        config = unit.config(profile, overrides)
+        chash = config_hash(config)
+        mine = self.records.get((unit.chapter, unit.name), [])
+        recorded = any(p.get("profile") == profile and p.get("config_hash") == chash for p in mine)
+        same = [p for p in mine if p.get("profile") == profile and self._matches(p)
+                and isinstance(p.get("wall_time_s"), (int, float))]
+        exact = [p for p in same if p.get("config_hash") == chash]
+        if exact:
+            p = exact[-1]
+            return Estimate(float(p["wall_time_s"]), f"record {p.get('date', '?')[:10]} on {p.get('device')}",
+                            recorded)
+        steps = unit.steps(config)
+        for table in self.timings:
+            entry = table["units"].get(unit.key, {}).get(profile)
+            if entry and steps is not None:
+                return Estimate(entry["ms_per_step"] * steps / 1000.0,
+                                f"step-time table {Path(table['path']).name} ({entry.get('date', '?')[:10]}; "
+                                "training steps only)", recorded)
+        for p in sorted(same, key=lambda q: q.get("date", ""), reverse=True):   # newest record first
+            try:
+                old_steps = unit.steps(apply_overrides(type(config)(**_rebuild(type(config), p["config"])), None))
+            except Exception:          # an old config this code cannot rebuild
+                old_steps = None
+            if steps is None and old_steps is None:
+                return Estimate(float(p["wall_time_s"]), f"older {profile} record {p.get('date', '?')[:10]} "
+                                "(fixed cost)", recorded)
+            if steps and old_steps:
+                return Estimate(float(p["wall_time_s"]) / old_steps * steps,
+                                f"older {profile} record {p.get('date', '?')[:10]}, scaled by steps", recorded)
+        return Estimate(None, "not timed", recorded)
+
+
+def _rebuild(cls, data: dict) -> dict:
+    """Keyword arguments of `cls` from a recorded config dict (lists back to tuples, nested dataclasses)."""
+    out = {}
+    for f in fields(cls):
+        if f.name not in data:
+            continue
+        value = data[f.name]
+        default = getattr(cls, f.name, None) if not callable(f.default_factory) else f.default_factory()
+        if isinstance(value, dict) and is_dataclass(default):
+            value = type(default)(**_rebuild(type(default), value))
+        elif isinstance(value, list):
+            value = _tupled(value)
+        out[f.name] = value
+    return out
+
+
+def _tupled(value):
+    return tuple(_tupled(v) for v in value) if isinstance(value, list) else value
+
+
+# ============================================================================ plan
+def hours(seconds: float | None) -> str:
+    if seconds is None:
+        return "not timed"
+    return f"{seconds / 3600:.2f}" if seconds >= 36 else f"{seconds / 3600:.4f}"
+
+
+def plan_rows(units: list[Unit], profile: str, cost: CostModel, data_dir=None) -> list[dict]:
+    rows = []
+    for u in units:
+        config = u.config(profile)
+        est = cost.estimate(u, profile)
+        rows.append({"unit": u.key, "steps": u.steps(config), "hours": est.seconds and est.seconds / 3600,
+                     "estimate": hours(est.seconds), "source": est.source,
+                     "recorded": "yes" if est.recorded else "no", "data": data_state(u, profile, data_dir)})
+    return rows
+
+
+def format_plan(rows: list[dict], profile: str, device: str) -> str:
+    header = ("unit", "steps", "est. hours", "recorded", "data", "estimate from")
+    table = [header] + [(r["unit"], "-" if r["steps"] is None else str(r["steps"]), r["estimate"], r["recorded"],
+                         r["data"], r["source"]) for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    todo = [r for r in rows if r["recorded"] == "no"]
+    timed = [r["hours"] for r in todo if r["hours"] is not None]
+    lines.append("")
+    lines.append(f"profile {profile} on {device}: {len(rows)} units, {len(rows) - len(todo)} recorded; "
+                 f"{len(todo)} to run, {len(timed)} of them timed, estimated {sum(timed):.2f} h "
+                 f"({len(todo) - len(timed)} not timed: not included)")
+    return "\n".join(lines)
+
+
+# ============================================================================ hyperbook time
+def time_unit(unit: Unit, profile: str, n: int, device: str = "cpu", data_dir=None, scratch=None) -> dict:
+    """ms per training step of `unit` at `profile`: run it with its step field at n and 2n (and n again first,
+    as a warm-up that loads the data caches) in a scratch results folder, and take
+    (wall(2n) - wall(n)) / (steps(2n) - steps(n)), so the fixed cost (loading, evaluation) cancels."""
+    import tempfile
+
+    import torch
+
+    from .context import RunContext
+    if unit.step_field is None:
+        raise BookError(f"{unit.key} has no step field in its config ({unit.steps_note}): it cannot be timed "
+                        "per step")
+    if n < 1:
+        raise BookError(f"--steps must be at least 1, got {n}")
+    walls, steps = {}, {}
+    with tempfile.TemporaryDirectory(prefix="hyperbook-time-", dir=scratch) as tmp:
+        ctx = RunContext.from_params(unit.chapter, profile, device, data_dir, tmp, reuse=False)
+        for k in (n, n, 2 * n):
+            overrides = {unit.step_field: k}
+            steps[k] = unit.steps(unit.config(profile, overrides))
+            t0 = time.perf_counter()
+            unit.run(ctx, overrides)
+            wall = time.perf_counter() - t0
+            walls[k] = min(walls.get(k, wall), wall)
+    if steps[2 * n] == steps[n]:
+        raise BookError(f"{unit.key}: {unit.step_field}={n} and {2 * n} give the same number of steps "
+                        f"({steps[n]}); pick a larger --steps")
+    from .results import _device_name
+    ms = 1000.0 * (walls[2 * n] - walls[n]) / (steps[2 * n] - steps[n])
+    return {"unit": unit.key, "profile": profile, "ms_per_step": round(ms, 3), "steps": [steps[n], steps[2 * n]],
+            "walls_s": [round(walls[n], 3), round(walls[2 * n], 3)],
+            "config_hash": config_hash(unit.config(profile, {unit.step_field: n})),
+            "machine": _device_name(device), "device": device_kind(device if device != "auto" else "cpu"),
+            "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+
+
+def write_timing(entry: dict, results_dir=DEFAULT_RESULTS_DIR) -> Path:
+    """Merge one `time_unit` result into results/_timings/<machine>.json (written atomically)."""
+    folder = Path(results_dir) / TIMINGS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{machine_slug(entry['machine'])}.json"
+    table = json.loads(path.read_text()) if path.exists() else {"machine": entry["machine"], "units": {}}
+    table.update(machine=entry["machine"], device=entry["device"], torch=entry["torch"], threads=entry["threads"],
+                 date=entry["date"])
+    table["units"].setdefault(entry["unit"], {})[entry["profile"]] = {
+        k: entry[k] for k in ("ms_per_step", "steps", "config_hash", "date")}
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(table, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+    return path
+
+
+__all__ = ["Unit", "all_units", "get_unit", "select", "chapter_units", "CostModel", "Estimate", "plan_rows",
+           "format_plan", "data_state", "time_unit", "write_timing", "TRAINING_PROFILES", "replace"]
