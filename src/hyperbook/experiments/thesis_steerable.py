@@ -36,7 +36,7 @@ from ..train import checkpoint_path, fit, seed_everything, step_generator
 
 CHAPTER = "thesis_steerable"
 # S-T6 reduced budget: SGD steps of batch 64 per (architecture, frame, run); see the chapter for the timing
-REDUCED_CIFAR_STEPS = 1000
+REDUCED_CIFAR_STEPS = 120
 
 # thesis table 6 (CIFAR-10+ error %, mean over 5 runs) and figure 11 (BSDS500)
 THESIS_T6 = {
@@ -225,7 +225,7 @@ class CifarFramesConfig:
             return cls(archs=("resnet8", "densenet10k4"), runs=1, epochs=0.0, steps=6, batch=16, n_train=64,
                        n_test=64, width=4)
         if profile == "reduced":   # sized to about 5 min per frame on 2 cores (measured step time, see chapter)
-            return cls(archs=("resnet8",), runs=2, epochs=0.0, steps=REDUCED_CIFAR_STEPS, batch=64, n_train=50000,
+            return cls(archs=("resnet8",), runs=1, epochs=0.0, steps=REDUCED_CIFAR_STEPS, batch=64, n_train=50000,
                        n_test=2000, width=16)
         return cls(allow_standin=False)
 
@@ -327,6 +327,7 @@ class BsdsConfig:
     standin_size: int = 96     # stand-in images when BSDS500 is absent
     standin_train: int = 0     # 0: the stand-in is drawn on the fly
     pose_sharing: str = "location"   # one pose per pixel shared by all channel pairs (see DynResBlock)
+    n_train_images: int = 0    # 0: all 300 train + val images; smoke reads a few
     precision: str = "fp32"    # passed to fit ("bf16" autocasts on CUDA only)
     allow_standin: bool = True # False in `full`: a missing BSDS500 is an error, never the blob stand-in
     seed: int = 0
@@ -335,14 +336,15 @@ class BsdsConfig:
     def for_profile(cls, profile: str) -> "BsdsConfig":
         check_training_profile(profile)
         if profile == "smoke":
-            return cls(widths=(8, 8, 16), steps=4, batch=2, crop=48, n_test=2, n_thresholds=9, standin_size=48)
+            return cls(widths=(8, 8, 16), steps=4, batch=2, crop=48, n_test=1, n_thresholds=9, standin_size=48,
+                       n_train_images=4)
         if profile == "reduced":   # sized to about 5 min per network on 2 cores (measured, see the chapter)
-            return cls(widths=(16, 32, 64), steps=REDUCED_BSDS_STEPS, batch=4, crop=64, n_test=16, n_thresholds=33,
+            return cls(widths=(16, 32, 64), steps=REDUCED_BSDS_STEPS, batch=4, crop=64, n_test=4, n_thresholds=15,
                        standin_size=64)
         return cls(allow_standin=False)
 
 
-REDUCED_BSDS_STEPS = 400
+REDUCED_BSDS_STEPS = 50
 
 
 def _standin_set(n: int, size: int, seed: int, split: str):
@@ -354,7 +356,10 @@ def _standin_set(n: int, size: int, seed: int, split: str):
 def run_bsds(cfg: BsdsConfig, ctx):
     from ..data.bsds500 import FIX, load_bsds500, majority_vote, ods_ois, root
     try:
-        train = load_bsds500(ctx.data_dir, "train") + load_bsds500(ctx.data_dir, "val")
+        limit = cfg.n_train_images or None
+        train = load_bsds500(ctx.data_dir, "train", limit=limit)
+        if limit is None or len(train) < limit:
+            train += load_bsds500(ctx.data_dir, "val", limit=None if limit is None else limit - len(train))
         test = load_bsds500(ctx.data_dir, "test", limit=cfg.n_test)
         source = "BSDS500"
     except DatasetMissingError as err:
@@ -433,7 +438,7 @@ class CannyCalibrationConfig:
     def for_profile(cls, profile: str) -> "CannyCalibrationConfig":
         check_training_profile(profile)
         if profile == "smoke":
-            return cls(n_test=3)
+            return cls(n_test=2)
         return cls()
 
 
