@@ -9,7 +9,15 @@ one batched matmul; a gate with batch 1 broadcasts over the whole batch.
 Choices the document leaves open, taken from the authors' code
 (singnet/semantic-vision, experiments/invariance/hypernets): control branch Dense(64, relu) then
 Dense(n_in*n_out); conv layers 5x5 stride 2 'same'; no activation around the
-gated layer of the deep model; tanh output of the deep model and autoencoder.
+gated layer of the deep model; tanh output of the deep model and autoencoder;
+Glorot-uniform weights and zero biases (TensorFlow's defaults, which the authors' layers use).
+
+Baselines: `AdversarialAutoencoder` ("aae") is the authors' baseline (their
+baseline_autoencoder/train.py): 10-d latent code with the control input
+concatenated, 4x4 convolutions of 64/128 channels with leaky ReLU (0.1), a
+1024 dense layer, and a latent critic trained against U(-1, 1) codes (the loop
+is in hyperbook.experiments.hypernets). `ControlAutoencoder` ("autoencoder")
+is a second, simpler baseline: the deep HyperNet's encoder and decoder, 200-d code, no critic.
 """
 from __future__ import annotations
 
@@ -143,7 +151,69 @@ class ControlAutoencoder(nn.Module):
         return self.decoder(z)
 
 
-MODELS = {"simple": SimpleHyperNet, "deep": DeepHyperNet, "autoencoder": ControlAutoencoder}
+class AdversarialAutoencoder(nn.Module):
+    """The authors' baseline: an adversarial autoencoder whose decoder gets the control input with the code.
+
+    encoder: conv(64, 4x4, s2) -> conv(128, 4x4, s2) -> Dense(1024), leaky ReLU 0.1 -> Dense(latent);
+    decoder: [code, params] -> Dense(1024) -> Dense(7*7*128), ReLU -> deconv(64, 4x4, s2), ReLU ->
+    deconv(1, 4x4, s2), tanh; critic on codes: Dense(1024) -> Dense(1024), leaky ReLU 0.1 -> Dense(1).
+    'same' padding of a 4x4 stride-2 layer pads 1 each side (TF pads 1 before, 2 after for conv: at 28 and
+    14 px both give the same output size; the offset differs by half a pixel, which training absorbs).
+    """
+
+    def __init__(self, n_params: int = 2, latent: int = 10, slope: float = 0.1, channels=(64, 128),
+                 hidden: int = 1024):
+        super().__init__()
+        self.n_params, self.latent, self.slope = n_params, latent, slope
+        c1, c2 = channels                      # (64, 128) and 1024 are the authors'; smaller sizes for tests only
+        self.c2 = c2
+        self.enc_conv1 = nn.Conv2d(1, c1, 4, stride=2, padding=1)
+        self.enc_conv2 = nn.Conv2d(c1, c2, 4, stride=2, padding=1)
+        self.enc_dense = nn.Linear(c2 * 7 * 7, hidden)
+        self.enc_code = nn.Linear(hidden, latent)
+        self.dec_dense1 = nn.Linear(latent + n_params, hidden)
+        self.dec_dense2 = nn.Linear(hidden, c2 * 7 * 7)
+        self.dec_deconv1 = nn.ConvTranspose2d(c2, c1, 4, stride=2, padding=1)
+        self.dec_deconv2 = nn.ConvTranspose2d(c1, 1, 4, stride=2, padding=1)
+        self.critic = nn.Sequential(nn.Linear(latent, hidden), nn.LeakyReLU(slope), nn.Linear(hidden, hidden),
+                                    nn.LeakyReLU(slope), nn.Linear(hidden, 1))
+
+    def encode(self, image):
+        act = lambda t: F.leaky_relu(t, self.slope)
+        h = act(self.enc_conv2(act(self.enc_conv1(image))))
+        return self.enc_code(act(self.enc_dense(h.flatten(1))))
+
+    def decode(self, z, params=None):
+        if self.n_params:
+            if params is None:
+                raise ValueError(f"this autoencoder needs {self.n_params} control parameters")
+            z = torch.cat([z, params.to(z.dtype).expand(z.shape[0], -1)], dim=1)
+        h = F.relu(self.dec_dense2(F.relu(self.dec_dense1(z)))).view(-1, self.c2, 7, 7)
+        return torch.tanh(self.dec_deconv2(F.relu(self.dec_deconv1(h))))
+
+    def forward(self, image, params=None):
+        return self.decode(self.encode(image), params)
+
+    def encoder_decoder_parameters(self):
+        return [p for n, p in self.named_parameters() if not n.startswith("critic.")]
+
+    def encoder_parameters(self):
+        return [p for n, p in self.named_parameters() if n.startswith("enc_")]
+
+
+def glorot_init(model: nn.Module) -> nn.Module:
+    """Glorot-uniform weights and zero biases on every dense and (de)convolution layer (TF's defaults)."""
+    for m in model.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return model
+
+
+MODELS = {"simple": SimpleHyperNet, "deep": DeepHyperNet, "aae": AdversarialAutoencoder,
+          "autoencoder": ControlAutoencoder}
+AUTOENCODERS = ("aae", "autoencoder")
 
 
 def build(kind: str, n_params: int = 2, image_control: bool = False) -> nn.Module:
@@ -151,9 +221,11 @@ def build(kind: str, n_params: int = 2, image_control: bool = False) -> nn.Modul
     if kind not in MODELS:
         raise UnknownChoiceError("HyperNets model", kind, MODELS)
     if kind == "deep":
-        return DeepHyperNet(n_params, image_control=image_control)
+        return glorot_init(DeepHyperNet(n_params, image_control=image_control))
     if kind == "autoencoder":
-        return ControlAutoencoder(0 if image_control else n_params)
+        return glorot_init(ControlAutoencoder(0 if image_control else n_params))
+    if kind == "aae":
+        return glorot_init(AdversarialAutoencoder(0 if image_control else n_params))
     if image_control:
         raise ValueError("the simple HyperNet takes its gate from parameters; use 'deep' for compensation")
-    return SimpleHyperNet(n_params)
+    return glorot_init(SimpleHyperNet(n_params))
