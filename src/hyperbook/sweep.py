@@ -108,7 +108,8 @@ def gpu_count() -> int:
 
 def shard(specs, n: int) -> list[list]:
     """Round-robin split of specs into n shards (n >= 1), empty shards dropped."""
-    shards = [list(specs[i::n]) for i in range(max(1, n))]
+    n = max(1, n)
+    shards = [list(specs[i::n]) for i in range(n)]
     return [s for s in shards if s]
 
 

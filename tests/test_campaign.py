@@ -1,0 +1,86 @@
+"""Budget logic of `hyperbook campaign`, on a fake registry with known estimates."""
+import pytest
+
+from hyperbook.campaign import Candidate, ordered, parse_budget, run_campaign
+from hyperbook.errors import BookError
+
+
+class FakeClock:
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
+
+
+def fake_runner(clock, durations, ran):
+    def run(key, timeout_s):
+        ran.append((key, timeout_s))
+        took = durations[key]
+        if took > timeout_s:
+            clock.t += timeout_s
+            return "timeout"
+        clock.t += took
+        return "done"
+    return run
+
+
+CANDS = [Candidate("a/slow", 3000, False, 0), Candidate("a/done", 10, True, 1), Candidate("b/fast", 600, False, 2),
+         Candidate("b/untimed", None, False, 3), Candidate("c/mid", 1800, False, 4)]
+
+
+def test_parse_budget():
+    assert parse_budget("2h") == 7200 and parse_budget("90m") == 5400 and parse_budget("1h30m") == 5400
+    assert parse_budget("1.5h") == 5400 and parse_budget("45s") == 45
+    for bad in ("2", "two hours", "-1h", "0m", "2h x"):
+        with pytest.raises(BookError):
+            parse_budget(bad)
+
+
+def test_order_cheapest_and_chapter_skip_recorded():
+    assert [c.key for c in ordered(CANDS, "cheapest")] == ["b/fast", "c/mid", "a/slow", "b/untimed"]
+    assert [c.key for c in ordered(CANDS, "chapter")] == ["a/slow", "b/fast", "b/untimed", "c/mid"]
+    with pytest.raises(ValueError, match="cheapest"):
+        ordered(CANDS, "random")
+
+
+def test_cheapest_runs_what_fits_and_stops_before_the_budget():
+    clock, ran = FakeClock(), []
+    durations = {"b/fast": 600, "c/mid": 1800, "a/slow": 3000}
+    out = dict(run_campaign(CANDS, 3600, fake_runner(clock, durations, ran), order="cheapest", clock=clock,
+                            log=lambda s: None))
+    assert [k for k, _ in ran] == ["b/fast", "c/mid"]          # 600 + 1800; 3000 does not fit the 1200 left
+    assert out["a/slow"] == "skipped: does not fit" and out["b/untimed"] == "skipped: not timed"
+    assert out["a/done"] == "skipped: recorded"
+    assert clock.t <= 3600
+
+
+def test_chapter_order_skips_what_does_not_fit_and_goes_on():
+    clock, ran = FakeClock(), []
+    durations = {"b/fast": 600, "c/mid": 1800, "a/slow": 3000}
+    run_campaign(CANDS, 2500, fake_runner(clock, durations, ran), order="chapter", clock=clock, log=lambda s: None)
+    assert [k for k, _ in ran] == ["b/fast", "c/mid"]          # a/slow (3000) skipped first, then both fit
+
+
+def test_untimed_runs_with_the_rest_of_the_budget_and_an_overrun_stops_the_campaign():
+    clock, ran = FakeClock(), []
+    durations = {"b/fast": 600, "c/mid": 5000, "a/slow": 3000, "b/untimed": 10_000}
+    out = run_campaign(CANDS, 3500, fake_runner(clock, durations, ran), order="chapter", include_untimed=True,
+                       clock=clock, log=lambda s: None)
+    assert [k for k, _ in ran] == ["a/slow", "b/untimed"]      # b/fast (600) does not fit the 500 s left
+    assert ran[1][1] == pytest.approx(500)                     # the untimed unit gets what is left, no more
+    assert dict(out)["b/fast"] == "skipped: does not fit"
+    assert dict(out)["b/untimed"] == "stopped at budget" and "c/mid" not in dict(out)
+    assert clock.t == pytest.approx(3500)
+
+
+def test_safety_factor_and_resume_after_kill():
+    clock, ran = FakeClock(), []
+    durations = {"b/fast": 600, "c/mid": 1800, "a/slow": 3000}
+    run_campaign(CANDS, 2000, fake_runner(clock, durations, ran), safety=1.2, clock=clock, log=lambda s: None)
+    assert [k for k, _ in ran] == ["b/fast"]                   # 1.2 x 1800 > 1400 left
+    # the next campaign: b/fast is now recorded, so it is skipped
+    again = [Candidate(c.key, c.estimate_s, c.recorded or c.key == "b/fast", c.position) for c in CANDS]
+    clock2, ran2 = FakeClock(), []
+    run_campaign(again, 2000, fake_runner(clock2, durations, ran2), clock=clock2, log=lambda s: None)
+    assert [k for k, _ in ran2] == ["c/mid"]
