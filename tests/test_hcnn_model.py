@@ -176,11 +176,24 @@ def test_placement_counts_taps():
     assert zero.sum() < circ.sum()                         # zero padding drops the taps that fall outside
 
 
-def test_attribute_array_is_central_and_summed():
-    x = torch.randn(2, 16, 4, 8, 9, 9)
+def test_attribute_array_is_invariant_along_v_j_minus_2_and_covariant_along_v_j_minus_1():
+    """Eq. 9's properties, not its formula: the array forgets the order along v_{j-2} and everything away from
+    the central position, is linear, and a shift along v_{j-1} shifts the array along its first axis."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 16, 4, 8, 9, 9)               # (N, v_j, v_{j-2}, v_{j-1}, H, W)
     a = attribute_array(x)
     assert a.shape == (2, 8, 16)
-    assert torch.allclose(a, x[..., 4, 4].sum(2).transpose(1, 2))
+    assert torch.allclose(attribute_array(x[:, :, torch.randperm(4)]), a, atol=1e-5)   # any order of v_{j-2}
+    off_centre = x.clone()
+    off_centre[..., 0, :] += 5.0
+    off_centre[..., :, -1] -= 3.0
+    assert torch.allclose(attribute_array(off_centre), a)                              # only u_0 matters
+    assert torch.allclose(attribute_array(torch.roll(x, 3, dims=3)), torch.roll(a, 3, dims=1))
+    y = torch.randn_like(x)
+    assert torch.allclose(attribute_array(2 * x - y), 2 * a - attribute_array(y), atol=1e-5)
+    # collapsing v_{j-2} to one slice: the array is that slice at the centre, up to the axis order
+    one = x[:, :, :1]
+    assert torch.allclose(attribute_array(one)[0, :, 5], one[0, 5, 0, :, 4, 4])
 
 
 @pytest.mark.parametrize("circular", [False, True])
