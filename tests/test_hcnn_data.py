@@ -37,7 +37,9 @@ def test_fetch_fashion_mnist_from_debian_verifies_md5(tmp_path):
 
 @pytest.mark.skipif(not (HAVE_DEBIAN or HAVE_LOCAL), reason="no Fashion-MNIST source here")
 def test_standin_is_labelled_and_cifar_shaped(tmp_path):
-    data_dir = REPO_ROOT / "data" if HAVE_LOCAL else tmp_path
+    data_dir = tmp_path                     # Fashion-MNIST only: data/ may also hold a real CIFAR-10 copy
+    if HAVE_LOCAL:
+        (tmp_path / "FashionMNIST").symlink_to(REPO_ROOT / "data" / "FashionMNIST")
     images, labels, source = cifar.load_cifar_or_standin(data_dir, 10, train=False)
     assert source == "Fashion-MNIST stand-in for CIFAR-10 (10 classes, 28->32 px, grey->RGB)"
     assert images.shape == (10_000, 3, 32, 32) and images.dtype == torch.uint8

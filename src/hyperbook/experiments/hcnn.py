@@ -7,7 +7,7 @@ decay 2e-4 on the weights only (not on batch-norm or bias parameters), random tr
 standardisation computed from the training images. The authors' code instead
 uses lr 0.35 with a 10-step schedule over 320 epochs and wd 3e-4 (see the
 chapter). `full` is that protocol on real CIFAR; `reduced` is the same model
-family cut down (reduced width K = 8 instead of 16, 16 px images, a few hundred
+family cut down (reduced width K = 8 instead of 16, 16 px images, about 120
 steps, lr drops at 50% and 75% of the steps) so that it finishes on a CPU; `smoke`
 exercises every path.
 
