@@ -394,7 +394,8 @@ def run_bsds(cfg: BsdsConfig, ctx):
         test_x = [x[k:k + 1] for k in range(len(x))]
         test_gts = [[y[k, 0].numpy().astype(bool)] for k in range(len(y))]
 
-    metrics = {"targets": ["S-F11"], "source": source, "results": {}}
+    metrics = {"targets": ["S-F11"], "source": source, "results": {}, "steps": cfg.steps, "n_test": len(test_x),
+               "n_thresholds": cfg.n_thresholds, "pose_sharing": cfg.pose_sharing}
     arrays, items, secs = {}, 0, 0.0
     for name, dynamic in (("dynamic", True), ("static", False)):
         torch.manual_seed(cfg.seed)
@@ -429,7 +430,7 @@ class CannyCalibrationConfig:
     `n_levels` nested hysteresis settings that mark a pixel, grey = mean of RGB), Gaussian `sigma`."""
     n_test: int = 200
     sigma: float = 2.0
-    n_levels: int = 8
+    n_levels: int = 16
     n_thresholds: int = 99
     max_dist: float = 0.0075
     seed: int = 0
