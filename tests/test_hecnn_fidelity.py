@@ -43,9 +43,13 @@ def test_generated_weights_have_he_scale_on_real_digits(digits, name):
     m = _calibrated(name, x[:12])
     with torch.no_grad():
         for mode in ("sample", "batch"):
-            for i, (w, _b) in enumerate(m.generate(x[12:], mode)):       # other digits than the calibration batch
+            params = m.generate(x[12:], mode)       # other digits than the calibration batch
+            for i, (w, _b) in enumerate(params):
                 ratio = w.std().item() / m.target_std(i)
                 assert 0.5 < ratio < 2.0, (mode, i, ratio)
+            he = [math.sqrt(2 / math.prod(ws[1:])) for ws, _bs in m.main.param_shapes()]
+            assert all(0.5 < w.std().item() / h < 2 for (w, _b), h in zip(params[:-1], he))   # He scale
+            assert params[-1][0].std().item() < 0.05 * he[-1]      # the logit layer starts nearly at zero
 
 
 @needs_mnist
@@ -76,13 +80,13 @@ def test_activations_stay_order_one_and_logits_depend_on_the_input(digits, name)
     H.per_sample_conv2d = spy
     try:
         with torch.no_grad():
-            logits = m(x[12:], "sample")
+            _logits, feats = m(x[12:], "sample", return_features=True)
     finally:
         H.per_sample_conv2d = orig
     assert all(0.05 < s < 20 for s in scales), scales
-    # logits vary between digits as much as their typical size: the input matters (old: constant predictions)
-    spread = (logits - logits.mean(0)).abs().mean().item()
-    assert spread > 0.1 * logits.abs().mean().item()
+    # the last features vary between digits by a good part of their size: the input matters (old: constant)
+    spread = (feats - feats.mean(0)).abs().mean().item()
+    assert spread > 0.1 * feats.abs().mean().item()
 
 
 def test_calibration_is_kept_in_the_state_dict():
