@@ -80,3 +80,8 @@ def test_quoted_rows_of_table_6_and_figure_11():
     assert E.THESIS_T6_STD[("resnet110", "naive")] == 0.31
     assert E.THESIS_F11_OTHERS["DCNN, ImageNet pre-trained [88]"] == (0.813, 0.831)
     assert len(E.THESIS_F11_OTHERS) == 4
+
+
+def test_only_smoke_scores_bsds_on_crops():
+    assert E.BsdsConfig.for_profile("smoke").test_crop > 0
+    assert E.BsdsConfig.for_profile("reduced").test_crop == 0 and E.BsdsConfig.for_profile("full").test_crop == 0

@@ -328,6 +328,7 @@ class BsdsConfig:
     standin_train: int = 0     # 0: the stand-in is drawn on the fly
     pose_sharing: str = "location"   # one pose per pixel shared by all channel pairs (see DynResBlock)
     n_train_images: int = 0    # 0: all 300 train + val images; smoke reads a few
+    test_crop: int = 0         # 0: score whole test images (the benchmark); smoke scores a centre crop
     precision: str = "fp32"    # passed to fit ("bf16" autocasts on CUDA only)
     allow_standin: bool = True # False in `full`: a missing BSDS500 is an error, never the blob stand-in
     seed: int = 0
@@ -337,7 +338,7 @@ class BsdsConfig:
         check_training_profile(profile)
         if profile == "smoke":
             return cls(widths=(8, 8, 16), steps=4, batch=2, crop=48, n_test=1, n_thresholds=9, standin_size=48,
-                       n_train_images=4)
+                       n_train_images=4, test_crop=96)
         if profile == "reduced":   # sized to about 5 min per network on 2 cores (measured, see the chapter)
             return cls(widths=(16, 32, 64), steps=REDUCED_BSDS_STEPS, batch=4, crop=64, n_test=4, n_thresholds=15,
                        standin_size=64)
@@ -386,6 +387,13 @@ def run_bsds(cfg: BsdsConfig, ctx):
             return torch.stack(xs).to(ctx.device), torch.stack(ys).to(ctx.device)
         test_x = [to_t(im)[None] for _, im, _ in test]
         test_gts = [g for _, _, g in test]
+        if cfg.test_crop:   # smoke only: a centre crop of every test image and of its annotations
+            def centre(a, k=cfg.test_crop):
+                h, w = a.shape[-2:]
+                r, c = max((h - k) // 2, 0), max((w - k) // 2, 0)
+                return a[..., r:r + k, c:c + k]
+            test_x = [centre(x) for x in test_x]
+            test_gts = [[centre(g) for g in gs] for gs in test_gts]
     else:
         def batch_fn(step):
             x, y = _standin_set(cfg.batch, cfg.crop, cfg.seed * 1_000_003 + step, "train")
