@@ -131,3 +131,37 @@ def test_training_uses_plain_momentum_and_the_config_precision(monkeypatch):
     import inspect
     src = inspect.getsource(mod.run_train)
     assert "nesterov=NESTEROV" in src and "precision=config.precision" in src
+
+
+def test_feature_jacobian_is_the_jacobian():
+    """The batched-backward Jacobian equals torch.func's on a small nonlinear map (rows = outputs)."""
+    from torch.func import jacrev
+    from hyperbook.experiments.thesis_irevnet import feature_jacobian
+
+    class Toy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(12, 20).double()
+
+        def features(self, x):
+            return torch.tanh(self.lin(x.flatten(1))).view(x.shape[0], 4, 5)
+
+    torch.manual_seed(0)
+    m, x = Toy(), torch.randn(1, 3, 4, dtype=torch.float64)
+    ref = jacrev(lambda v: m.features(v.view_as(x)).flatten())(x.flatten())
+    got = feature_jacobian(m, x, chunk=7)              # chunks that do not divide the 20 outputs
+    assert got.shape == (20, 12) and torch.allclose(got, ref, atol=1e-12)
+
+
+def test_shallow_copies_keep_widths_and_the_pca_probe_caps_its_dimension():
+    from hyperbook.experiments.thesis_irevnet import pca_probe, train_config_for
+    from hyperbook.models.irevnet import build
+    deep, shallow = build("cifar_b", n_classes=10), build("cifar_b", n_classes=10, blocks=(1, 1, 1))
+    assert shallow.spec.blocks == (1, 1, 1) and shallow.spec.channels == deep.spec.channels
+    with pytest.raises(ValueError, match="one count per stage"):
+        build("cifar_b", blocks=(1, 1))
+    assert train_config_for("cifar_a")("full").blocks == ()          # full: the document's depth
+    torch.manual_seed(0)
+    x, y = torch.rand(12, 3, 32, 32), torch.arange(12) % 3
+    rows = pca_probe(shallow.eval(), x, y, x, y, seed=0)               # 12 samples < 192 features
+    assert rows[:, 0].max() == 12

@@ -454,17 +454,25 @@ BASELINES = {
 MODELS = tuple(SPECS) + tuple(BASELINES)
 
 
-def build(name: str, *, n_classes: int | None = None, memory_saving: bool = False) -> nn.Module:
-    """An i-RevNet configuration or a baseline by name (see SPECS, BASELINES)."""
+def build(name: str, *, n_classes: int | None = None, memory_saving: bool = False,
+          blocks: tuple | None = None) -> nn.Module:
+    """An i-RevNet configuration or a baseline by name (see SPECS, BASELINES).
+
+    `blocks` replaces the blocks per stage (a shallower copy with the same widths and strides, for
+    CPU-sized runs); it must give one count per stage.
+    """
+    changes = {} if n_classes is None else {"n_classes": n_classes}
+    if blocks:
+        base = SPECS.get(name) or BASELINES.get(name)
+        if base is not None and len(tuple(blocks)) != len(base.blocks):
+            raise ValueError(f"blocks={tuple(blocks)} for {name!r} must give one count per stage "
+                             f"({len(base.blocks)} stages, the document's {base.blocks})")
+        changes["blocks"] = tuple(int(b) for b in blocks)
     if name in SPECS:
-        spec = SPECS[name]
-        if n_classes is not None:
-            spec = IRevNetSpec(**{**spec.__dict__, "n_classes": n_classes})
+        spec = IRevNetSpec(**{**SPECS[name].__dict__, **changes})
         return IRevNet(spec, memory_saving=memory_saving)
     if name in BASELINES:
-        spec = BASELINES[name]
-        if n_classes is not None:
-            spec = BaselineSpec(**{**spec.__dict__, "n_classes": n_classes})
+        spec = BaselineSpec(**{**BASELINES[name].__dict__, **changes})
         return Baseline(spec)
     raise UnknownChoiceError("i-RevNet chapter model", name, MODELS)
 
