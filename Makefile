@@ -14,7 +14,7 @@ ifneq ($(MIRROR),)
 export HYPERBOOK_DATA_MIRROR := $(abspath $(MIRROR))
 endif
 
-.PHONY: setup data book test unit nbval site-test run lab status clean help
+.PHONY: setup data book test unit nbval reuse-test-smoke site-test run lab status clean help
 
 help:
 	@echo "make book   execute every chapter (reusing recorded results) and build the site in book/_build/html"
@@ -53,7 +53,13 @@ site-test: book
 	  (apt-get update && apt-get install -y chromium) >/dev/null 2>&1 || echo "could not install chromium: screenshot checks will skip"; }
 	$(PY) -m pytest tests -q -m site
 
-test: unit nbval site-test
+# The book build of `make test` reuses the smoke runs nbval has just made on this same commit (copied into the
+# git-ignored results/**/smoke-*), instead of training every unrecorded experiment a second time.
+reuse-test-smoke:
+	@test -d $(TEST_RESULTS) && cd $(TEST_RESULTS) && find . -mindepth 3 -maxdepth 3 -type d -name 'smoke-*' | \
+	  while read d; do mkdir -p "$(CURDIR)/results/$${d%/*}"; cp -rn "$$d" "$(CURDIR)/results/$${d%/*}/"; done; true
+
+test: unit nbval reuse-test-smoke site-test
 
 run: $(STAMP)
 	@test -n "$(CHAPTER)" || { echo "CHAPTER is required: make run CHAPTER=<name> PROFILE=<profile>"; $(PY) -m hyperbook.cli chapters; exit 2; }

@@ -62,3 +62,13 @@ def test_the_recorded_results_give_every_verdict_a_reason():
         if c.verdict in ("inconclusive", "not comparable", "not reproducible here"):
             assert c.reason, c
     assert sum(verdicts.summary(checks).values()) == len(checks)
+
+
+def test_git_ignored_smoke_records_do_not_change_the_status(tmp_path):
+    """Smoke records are scratch (git-ignored): by default they are not runs the status page may show."""
+    smoke = tmp_path / "hecnn" / "t1_cnn_mnist" / "smoke-def"
+    smoke.mkdir(parents=True)
+    (smoke / "metrics.json").write_text(json.dumps({"targets": ["E-T1"], "parameters": 3370}))
+    (smoke / "provenance.json").write_text(json.dumps({"profile": "smoke", "date": "2026-12-01"}))
+    assert verdicts.load_runs(tmp_path) == {}
+    assert verdicts.load_runs(tmp_path, include_smoke=True)[("hecnn", "t1_cnn_mnist")].profile == "smoke"

@@ -78,8 +78,12 @@ def is_stand_in_text(source: str) -> bool:
     return any(word in s for word in ("stand-in", "stand in", "stands in", "standing in", "not available"))
 
 
-def load_runs(results_dir=DEFAULT_RESULTS_DIR) -> dict[tuple[str, str], Run]:
-    """(chapter, experiment) -> its best recorded run: full over reduced over smoke, then the newest."""
+def load_runs(results_dir=DEFAULT_RESULTS_DIR, include_smoke: bool = False) -> dict[tuple[str, str], Run]:
+    """(chapter, experiment) -> its best recorded run: full over reduced (over smoke), then the newest.
+
+    Smoke runs are git-ignored scratch records (CI's and a reader's own): by default they are left out, so
+    the status page says the same on every machine, from the committed records alone.
+    """
     best: dict[tuple[str, str], Run] = {}
     for prov_path in sorted(Path(results_dir).glob("*/*/*/provenance.json")):
         if prov_path.parts[-4].startswith("_") or prov_path.parent.name.startswith("."):
@@ -91,6 +95,8 @@ def load_runs(results_dir=DEFAULT_RESULTS_DIR) -> dict[tuple[str, str], Run]:
             continue
         chapter, experiment = prov_path.parts[-4], prov_path.parts[-3]
         run = Run(chapter, prov.get("experiment", experiment), prov.get("profile", "?"), metrics, prov)
+        if run.profile == "smoke" and not include_smoke:
+            continue
         key = (chapter, experiment)
         old = best.get(key)
         rank = (PROFILE_RANK.get(run.profile, -1), str(prov.get("date", "")))
