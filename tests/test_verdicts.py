@@ -72,3 +72,17 @@ def test_git_ignored_smoke_records_do_not_change_the_status(tmp_path):
     (smoke / "provenance.json").write_text(json.dumps({"profile": "smoke", "date": "2026-12-01"}))
     assert verdicts.load_runs(tmp_path) == {}
     assert verdicts.load_runs(tmp_path, include_smoke=True)[("hecnn", "t1_cnn_mnist")].profile == "smoke"
+
+
+def test_records_of_a_superseded_config_are_left_out(tmp_path):
+    """A record whose config hash is not today's (an older model, kept as history) is not shown as current."""
+    for name, digest, acc in (("reduced-old", "old", 10.0), ("reduced-new", "new", 50.0)):
+        folder = tmp_path / "hecnn" / "t1_cnn_mnist" / name
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps({"targets": ["E-T1"], "accuracy": acc}))
+        date = "2026-12-01" if digest == "new" else "2026-12-02"      # the stale one is even newer
+        (folder / "provenance.json").write_text(json.dumps({"profile": "reduced", "date": date,
+                                                            "config_hash": digest}))
+    today = {("hecnn", "t1_cnn_mnist", "reduced"): "new"}
+    assert verdicts.load_runs(tmp_path, current=today)[("hecnn", "t1_cnn_mnist")].metrics["accuracy"] == 50.0
+    assert verdicts.load_runs(tmp_path, current={})[("hecnn", "t1_cnn_mnist")].metrics["accuracy"] == 10.0
