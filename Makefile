@@ -8,7 +8,7 @@ PROFILE ?= smoke
 PARAMS ?=
 DATASETS ?=
 DEVICE ?= auto
-# offline dataset mirror (a folder of archives + SHA256SUMS): make data MIRROR=../shared/data
+# offline dataset mirror (a folder of archives + SHA256SUMS): make data MIRROR=<folder>
 MIRROR ?=
 ifneq ($(MIRROR),)
 export HYPERBOOK_DATA_MIRROR := $(abspath $(MIRROR))

@@ -125,6 +125,12 @@ def fit(model: torch.nn.Module, loss_fn: Callable, batch_fn: Callable[[int], tup
             _atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
                                 "scheduler": sched.state_dict() if sched else None, "step": step + 1,
                                 "losses": result.losses, "rng": torch.get_rng_state(), "wall_s": result.wall_s + time.time() - t0}, ckpt)
+    return finish_training(result, model, bar, t0, items, end, steps, ckpt)
+
+
+def finish_training(result: FitResult, model, bar, t0: float, items: int, end: int, steps: int,
+                    ckpt: Path | None) -> FitResult:
+    """The common end of a training loop: timing and throughput, the checkpoint removed once complete."""
     bar.close()
     elapsed = time.time() - t0
     result.wall_s += elapsed

@@ -7,12 +7,17 @@ from pathlib import Path
 from ..errors import ChecksumError, DatasetMissingError
 
 
-def md5sum(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.md5()
+def file_digest(path: Path, algorithm: str = "md5", chunk: int = 1 << 22) -> str:
+    """Hex digest of a file, read in chunks (md5 for the datasets' published sums, sha256 for the mirror)."""
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def md5sum(path: Path, chunk: int = 1 << 22) -> str:
+    return file_digest(path, "md5", chunk)
 
 
 def verify_files(dataset: str, folder: Path, expected: dict[str, str], fix: str) -> None:

@@ -1,4 +1,4 @@
-"""The offline dataset mirror: a folder of archives with a `SHA256SUMS` file (in CI: `../shared/data`).
+"""The offline dataset mirror: a folder of archives with a `SHA256SUMS` file (CI names its own).
 
 `make data` (through `hyperbook.data.registry`) tries the project's own downloaders first; where they cannot
 reach the internet it takes the dataset from the mirror named by the environment variable
@@ -15,7 +15,6 @@ Nothing unpacked here is ever committed: `data/` is git-ignored.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tarfile
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import BookError, DatasetMissingError
+from .checksums import file_digest
 
 ENV = "HYPERBOOK_DATA_MIRROR"
 SUMS = "SHA256SUMS"
@@ -65,12 +65,8 @@ def mirror_dir(explicit=None) -> Path | None:
     return path
 
 
-def sha256sum(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+def sha256sum(path: Path) -> str:
+    return file_digest(path, "sha256")
 
 
 def read_sums(mirror: Path) -> dict[str, str]:

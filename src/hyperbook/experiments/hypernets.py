@@ -33,7 +33,7 @@ from ..data.mnist import load_mnist, to_signed
 from ..data.transforms import affine, random_affine, rotate
 from ..errors import UnknownChoiceError
 from ..models.hypernets import build
-from ..train import FitResult, _atomic_torch_save, check_precision, checkpoint_path, fit, seed_everything, step_generator
+from ..train import FitResult, _atomic_torch_save, check_precision, checkpoint_path, finish_training, fit, seed_everything, step_generator
 from ..results import config_hash
 
 CHAPTER = "hypernets"
@@ -303,15 +303,7 @@ def fit_adversarial_autoencoder(model, batch_fn, images_fn, *, steps: int, lr: f
             _atomic_torch_save({"model": model.state_dict(), "optimizers": [o.state_dict() for o in opts],
                                 "step": step + 1, "losses": result.losses, "rng": torch.get_rng_state(),
                                 "wall_s": result.wall_s + time.time() - t0}, ckpt)
-    bar.close()
-    elapsed = time.time() - t0
-    result.wall_s += elapsed
-    result.steps = end
-    result.items_per_s = items / elapsed if elapsed > 0 else 0.0
-    if ckpt is not None and end == steps and ckpt.exists():
-        ckpt.unlink()
-    model.eval()
-    return result
+    return finish_training(result, model, bar, t0, items, end, steps, ckpt)
 
 
 # ---------------------------------------------------------------- 6 against 9: a digit classifier's verdict
