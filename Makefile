@@ -8,6 +8,8 @@ PROFILE ?= smoke
 PARAMS ?=
 DATASETS ?=
 DEVICE ?= auto
+# test workers and chapters rendered at once: one per core, each with one torch thread (no oversubscription)
+JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 # offline dataset mirror (a folder of archives + SHA256SUMS): make data MIRROR=<folder>
 MIRROR ?=
 ifneq ($(MIRROR),)
@@ -36,17 +38,17 @@ data: $(STAMP)
 	$(PY) -m hyperbook.cli data $(DATASETS)
 
 book: data
-	$(PY) -m hyperbook.cli book
+	$(PY) -m hyperbook.cli book --jobs $(JOBS)
 
 # The test run: fresh results in a scratch folder so smoke runs really train.
 TEST_RESULTS := $(CURDIR)/book/_build/test-results
 unit: data
-	$(PY) -m pytest tests -q -m "not site"
+	OMP_NUM_THREADS=1 $(PY) -m pytest tests -q -m "not site" -n $(JOBS) --dist loadfile --durations=10
 
 nbval: data
 	rm -rf $(TEST_RESULTS)
-	HYPERBOOK_PROFILE=smoke HYPERBOOK_REUSE=0 HYPERBOOK_RESULTS_DIR=$(TEST_RESULTS) \
-	  $(PY) -m pytest -q --nbval-lax --nbval-current-env book/chapters
+	HYPERBOOK_PROFILE=smoke HYPERBOOK_REUSE=0 HYPERBOOK_RESULTS_DIR=$(TEST_RESULTS) OMP_NUM_THREADS=1 \
+	  $(PY) -m pytest -q --nbval-lax --nbval-current-env -n $(JOBS) --dist loadfile --durations=15 book/chapters
 
 site-test: book
 	@test -x /usr/bin/chromium || { echo "installing Debian's chromium for the screenshot checks"; \

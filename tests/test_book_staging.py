@@ -38,3 +38,31 @@ def test_the_build_fails_on_an_unresolved_cross_reference():
     check_build_log("build succeeded, 3 warnings.")
     with pytest.raises(BookError, match="unresolved"):
         check_build_log("status.md:7: WARNING: undefined label: 'h-f1'")
+
+
+def _figure_outputs(name, caption="H-F3: rotated digits.", provenance="reduced run · data: MNIST"):
+    meta = {nbtools.FIGURE_KEY: {"figure": name, "caption": caption, "provenance": provenance, "alt": "digits"}}
+    return [nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"},
+                                   metadata=meta),
+            nbformat.v4.new_output("display_data", data={"text/markdown": f"**{caption}**"},
+                                   metadata={nbtools.FIGURE_KEY: {"caption_of": name}})]
+
+
+def test_a_shown_figure_becomes_one_numbered_figure_with_its_caption_label_and_alt_text():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("## H-F3: a heading"),
+                nbformat.v4.new_code_cell("plots.show_figure(...)", outputs=_figure_outputs("fig-h-f3"))]
+    cell = nbtools.stage_for_site(nb).cells[1]
+    figure = cell.metadata["mystnb"]["figure"]
+    assert figure["name"] == "fig-h-f3"
+    caption, legend = figure["caption"].split("\n\n")
+    assert caption == "H-F3: rotated digits." and legend == "reduced run · data: MNIST"    # not the heading
+    assert cell.metadata["mystnb"]["image"]["alt"] == "digits"
+    assert len(cell.outputs) == 1 and "image/png" in cell.outputs[0]["data"]   # the notebook's caption is dropped
+
+
+def test_two_figures_in_one_cell_are_an_error():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("two", outputs=_figure_outputs("fig-a") + _figure_outputs("fig-b"))]
+    with pytest.raises(BookError, match="one figure per cell"):
+        nbtools.stage_for_site(nb)

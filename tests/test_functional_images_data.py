@@ -203,20 +203,21 @@ def test_matlab_resize_rows_and_mirrored_border():
         imresize(torch.rand(3, 9, 10))
 
 
-# Published per-image bicubic PSNR on Set5 (Dong et al., SRCNN, TPAMI 2016, table of Set5 results):
-PUBLISHED_SET5_BICUBIC = {("baby", 2): 37.07, ("bird", 2): 36.81, ("butterfly", 2): 27.43, ("head", 2): 34.86,
-                          ("woman", 2): 32.14, ("baby", 3): 33.91, ("butterfly", 3): 24.04, ("baby", 4): 31.78,
-                          ("butterfly", 4): 22.10}
-
-
-@pytest.mark.skipif(not (DATA / "benchmark" / "Set5" / "HR" / "baby.png").exists(), reason="Set5 not in data/")
-@pytest.mark.parametrize("name,scale", [("baby", 2), ("butterfly", 3), ("bird", 2), ("butterfly", 4)])
-def test_bicubic_psnr_matches_the_published_value_on_set5(name, scale):
-    """The whole pipeline (mod-crop, MATLAB bicubic down, 8 bits, bicubic up, Y, border crop) on the real
-    image lands on the published bicubic PSNR (old torch a=-0.75 up-scaling: +0.2 to +0.3 dB here)."""
-    hr = to_tensor01(np.asarray(Image.open(DATA / "benchmark" / "Set5" / "HR" / f"{name}.png").convert("RGB")))
-    p, _ = bicubic_baseline(hr, scale)
-    assert p == pytest.approx(PUBLISHED_SET5_BICUBIC[(name, scale)], abs=0.04)
+# The bicubic reference: document 001's Table 1, bicubic column (mean PSNR per set on Y, border = scale),
+# transcribed in functional_images.DOC_PSNR. SRCNN's own Set5 means (Dong et al., TPAMI 2016, table 2:
+# 33.66 / 30.39 / 28.42, as quoted e.g. in the README of the public InsightDev/SRCNN-keras repository) lie
+# within the same 0.05 dB. (Per-image Set5 values recalled from the SRCNN paper stood here before; no stored
+# source could confirm them, so the check is now on the published set means.)
+@pytest.mark.skipif(not sr_available(DATA, ("Set5", "Set14")), reason="Set5 / Set14 not in data/")
+@pytest.mark.parametrize("name", ["Set5", "Set14"])
+def test_bicubic_psnr_matches_the_documents_bicubic_column(name):
+    """The whole pipeline (mod-crop, MATLAB bicubic down, 8 bits, bicubic up, Y, border crop) on every image
+    of the set lands on the document's bicubic PSNR (torch's non-antialiased a=-0.75 kernel: +0.1 to +0.45 dB)."""
+    from hyperbook.experiments.functional_images import DOC_PSNR
+    images = [to_tensor01(img) for img in load_sr_folder(DATA, name)]
+    for scale in (2, 3, 4):
+        mean = float(np.mean([bicubic_baseline(hr, scale)[0] for hr in images]))
+        assert mean == pytest.approx(DOC_PSNR[(name, scale)][0], abs=0.05), (name, scale, mean)
 
 
 def test_prepare_sr_writes_manifests_and_reports_missing(tmp_path):

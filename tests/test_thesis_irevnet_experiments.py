@@ -98,30 +98,9 @@ def test_stand_in_is_cifar10_and_full_never_uses_a_stand_in():
         assert E.train_config_for(m)("smoke").precision == "fp32"
 
 
-def test_crop_flip_keeps_shape_and_content():
-    x = torch.rand(5, 3, 8, 8)
-    y = E.crop_flip(x, torch.Generator().manual_seed(0), pad=2)
-    assert y.shape == x.shape
-    y0 = E.crop_flip(x, torch.Generator().manual_seed(0), pad=0)
-    assert all(torch.equal(y0[k], x[k]) or torch.equal(y0[k], x[k].flip(-1)) for k in range(5))
-
-
-def test_training_uses_plain_momentum_and_the_config_precision(monkeypatch):
+def test_training_uses_plain_momentum_and_the_config_precision(kwargs_spy):
     import hyperbook.experiments.thesis_irevnet as mod
-    seen = {}
-    real_sgd = torch.optim.SGD
-
-    def spy(*a, **kw):
-        seen.update(kw)
-        return real_sgd(*a, **kw)
-    monkeypatch.setattr(torch.optim, "SGD", spy)
-    calls = {}
-    real_fit = mod.fit
-
-    def fit_spy(*a, **kw):
-        calls.update(kw)
-        return real_fit(*a, **kw)
-    monkeypatch.setattr(mod, "fit", fit_spy)
+    seen = kwargs_spy(torch.optim, "SGD")
     model = IRevNet(TINY)
     batch = (torch.rand(4, 1, 8, 8), torch.randint(0, 3, (4,)))
     # the call run_train makes, with its own keyword arguments

@@ -56,21 +56,9 @@ def test_imagenet_nin_variants_build():
         R.build_nin("rfnin_v2", 10, imagenet=False)
 
 
-def test_experiments_train_with_plain_momentum_and_config_precision(monkeypatch):
-    seen = {}
-    real = R.fit
-
-    def spy(*a, **kw):
-        seen.update(kw)
-        return real(*a, **kw)
-    monkeypatch.setattr(R, "fit", spy)
-    sgd = {}
-    real_sgd = torch.optim.SGD
-
-    def sgd_spy(*a, **kw):
-        sgd.update(kw)
-        return real_sgd(*a, **kw)
-    monkeypatch.setattr(torch.optim, "SGD", sgd_spy)
+def test_experiments_train_with_plain_momentum_and_config_precision(kwargs_spy):
+    seen = kwargs_spy(R, "fit")
+    sgd = kwargs_spy(torch.optim, "SGD")
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
     R.train_classifier(model, torch.randn(8, 1, 2, 2), torch.randint(0, 2, (8,)), steps=2, batch_size=4, lr=0.1,
                        optimizer="sgd", seed=0, device="cpu", precision="fp32")

@@ -107,6 +107,38 @@ def stage_chapter(chapter: str, out: Path) -> Path:
     return out
 
 
+def _stage_one(chapter: str) -> str:
+    try:
+        stage_chapter(chapter, STAGE_DIR / CHAPTERS[chapter])
+    except BookError:
+        raise
+    except Exception as err:   # papermill's errors do not survive pickling back from a worker: say it plainly
+        raise BookError(f"chapter {chapter!r} failed while rendering: {type(err).__name__}: {err}") from None
+    return chapter
+
+
+def stage_chapters(chapters: list[str], jobs: int = 1) -> None:
+    """Execute the chapters into the staging folder, `jobs` at a time. Rendering from records is light,
+    single-threaded work (kernel start, imports, drawing), so with jobs > 1 each kernel gets one torch thread
+    (OMP_NUM_THREADS=1, inherited) and the chapters share the cores instead of oversubscribing them."""
+    import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+    if jobs < 1:
+        raise BookError(f"--jobs must be at least 1, got {jobs}")
+    if jobs == 1 or len(chapters) == 1:
+        for chapter in chapters:
+            print(f"executing {chapter} ...", flush=True)
+            _stage_one(chapter)
+        return
+    os.environ["OMP_NUM_THREADS"] = "1"
+    print(f"executing {len(chapters)} chapters, {jobs} at a time ...", flush=True)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(_stage_one, c): c for c in chapters}
+        for future in as_completed(futures):
+            print(f"executed {future.result()}", flush=True)   # re-raises a chapter's error here
+
+
 def check_build_log(log: str) -> None:
     """Fail on an unresolved cross-reference (a dead link on the site)."""
     bad = [line for line in log.splitlines() if any(key in line for key in XREF_FAILURES)]
@@ -120,10 +152,8 @@ def cmd_book(args) -> None:
     if STAGE_DIR.exists():
         shutil.rmtree(STAGE_DIR)
     shutil.copytree(BOOK_DIR, STAGE_DIR, ignore=shutil.ignore_patterns("_build", ".ipynb_checkpoints"))
-    chapters = args.chapters or available_chapters()
-    for chapter in chapters:
-        print(f"executing {chapter} ...", flush=True)
-        stage_chapter(check_chapter(chapter), STAGE_DIR / CHAPTERS[chapter])
+    chapters = [check_chapter(c) for c in (args.chapters or available_chapters())]
+    stage_chapters(chapters, jobs=args.jobs)
     cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(STAGE_DIR),
            "--path-output", str(BOOK_DIR), "--builder", "html", "--keep-going"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -305,6 +335,7 @@ def main(argv=None) -> int:
     run.set_defaults(fn=cmd_run)
     book = sub.add_parser("book", help="execute the chapters (reusing recorded runs) and build the site")
     book.add_argument("chapters", nargs="*")
+    book.add_argument("--jobs", type=int, default=1, help="chapters executed at once (make book: the cores)")
     book.set_defaults(fn=cmd_book)
     sub.add_parser("status", help="regenerate book/status.md").set_defaults(fn=cmd_status)
     data = sub.add_parser("data", help="fetch datasets into data/")

@@ -13,7 +13,10 @@ import re
 
 import nbformat
 
+from .errors import BookError
+
 MARK = "# NBVAL_CHECK_OUTPUT"
+FIGURE_KEY = "hyperbook"          # output metadata of plots.show_figure, read by the staging step
 SETUP_TAG = "book-setup"
 SETUP_SOURCE = ("# set by the book's staging step: no table cell cut, figures at 2x\n"
                 "from hyperbook.tables import set_display_options as _sdo\n"
@@ -57,12 +60,40 @@ def _has_image(cell) -> bool:
                any(k.startswith("image/") for k in o.get("data", {})) for o in cell.get("outputs", []))
 
 
+def _figure_meta(output) -> dict:
+    return (output.get("metadata") or {}).get(FIGURE_KEY) or {}
+
+
+def caption_figure(cell) -> bool:
+    """A cell that `plots.show_figure` drew: its image output becomes one numbered figure (mystnb figure
+    options: the caption, the provenance line as the legend under it, the label `name`; the alt text), and
+    the caption output that the notebook shows under the image is dropped. Returns whether it was one.
+    A cell with two figures, or with a figure and another displayed output, would give every output the same
+    caption and label: that is an error."""
+    figures = [o for o in cell.get("outputs", []) if _figure_meta(o).get("figure")]
+    if not figures:
+        return False
+    shown = [o for o in cell.outputs if o.get("output_type") in ("display_data", "execute_result")
+             and not _figure_meta(o).get("caption_of")]
+    if len(figures) > 1 or len(shown) > 1:
+        names = [_figure_meta(o)["figure"] for o in figures]
+        raise BookError(f"a cell shows {len(shown)} outputs with figure(s) {names}: one figure per cell, "
+                        "and nothing else displayed in it (plots.show_figure)")
+    meta = _figure_meta(figures[0])
+    opts = cell.metadata.setdefault("mystnb", {})
+    opts["figure"] = {"caption": f"{meta['caption']}\n\n{meta['provenance']}", "name": meta["figure"]}
+    opts["image"] = {"alt": meta["alt"]}
+    cell.outputs = [o for o in cell.outputs if not _figure_meta(o).get("caption_of")]
+    return True
+
+
 def stage_for_site(nb, chapter: str = ""):
     """What the reader sees of an executed chapter (the notebook in book/chapters is untouched):
     the parameters cell, papermill's injected cell and the setup cell removed; every code cell's input
     hidden behind a toggle, with `# NBVAL_CHECK_OUTPUT` marker lines stripped; target anchors turned into
-    MyST labels; each figure output captioned (numbered) by the heading of its section, with that as alt
-    text too, unless the cell already sets mystnb figure/image options."""
+    MyST labels; each figure drawn by `plots.show_figure` made a numbered figure with its caption, label and
+    alt text (`caption_figure`); any other figure output captioned (numbered) by the heading of its section,
+    with that as alt text too, unless the cell already sets mystnb figure/image options."""
     heading = ""
     for cell in nb.cells:
         if cell.cell_type == "markdown":
@@ -80,6 +111,8 @@ def stage_for_site(nb, chapter: str = ""):
         cell.source = "\n".join(line for line in cell.source.splitlines() if line.strip() != MARK).lstrip("\n")
         if "remove-input" not in tags:
             add_tag(cell, "hide-input")
+        if caption_figure(cell):
+            continue
         if _has_image(cell) and heading:
             opts = cell.metadata.setdefault("mystnb", {})
             n_images = sum(1 for o in cell.outputs if any(k.startswith("image/") for k in o.get("data", {})))

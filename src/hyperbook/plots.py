@@ -1,11 +1,14 @@
 """Figures drawn from recorded arrays and from model objects (never by hand)."""
 from __future__ import annotations
 
+import re
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 
+from .nbtools import FIGURE_KEY
 
 FIGURE_DPI = 200          # 2x the screen's 100 dpi: thin strips stay readable
 MAX_COLUMNS = 10          # a strip longer than this is wrapped into rows
@@ -82,35 +85,35 @@ def save_figure(fig, path, dpi: int = FIGURE_DPI):
     return path
 
 
-def figure_markdown(fig, *, caption: str, alt: str, name: str, dpi: int = FIGURE_DPI) -> str:
-    """A MyST figure directive with the figure embedded (PNG at 2x dpi as a data URI): numbered by
-    Sphinx, with its caption, alt text and a label `name` that `{numref}` can cite."""
-    import base64
-    import io
-    import re
-    if not caption or not alt:
-        raise ValueError("figure_markdown: a figure needs a caption and an alt text")
-    if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", name or ""):
-        raise ValueError(f"figure_markdown: name {name!r} must be lower-case letters, digits and dashes")
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    data = base64.b64encode(buf.getvalue()).decode()
-    alt_line = " ".join(alt.split())
-    width = f"{fig.get_size_inches()[0] * 100:.0f}px"
-    return (f"```{{figure}} data:image/png;base64,{data}\n:name: {name}\n:alt: {alt_line}\n:width: {width}\n\n"
-            f"{caption.strip()}\n```")
+NAME = re.compile(r"fig-[a-z0-9][a-z0-9-]*")
 
 
-def show_figure(fig, *, caption: str, alt: str, name: str):
-    """Show a figure with a number, caption and alt text (the chapter's cell prints nothing else):
+def show_figure(fig, *, caption: str, alt: str, name: str, records=None, provenance: str | None = None):
+    """Show a figure with a number, a caption and alt text; the cell should show nothing else.
 
-        plots.show_figure(fig, caption="H-F3: ...", alt="Grid of rotated digits ...", name="fig-h-f3")
+        plots.show_figure(fig, caption="H-F3: the simple HyperNet's outputs ...", alt="Grid of digits ...",
+                          name="fig-h-f3", records=rec)
 
-    The book renders the Markdown output as MyST (nb_render_markdown_format: myst)."""
+    caption: what is shown, starting with the target id; the provenance line (`tables.caption(records)`,
+    or `provenance` for a figure drawn from the code) goes under it. In a notebook: the image, then the
+    caption. On the site the staging step (`nbtools.stage_for_site`) makes the two one numbered figure
+    labelled `name`, which the text cites as {numref}`name`."""
     from IPython.display import Markdown, display
-    text = figure_markdown(fig, caption=caption, alt=alt, name=name)
+    from . import tables
+    if not caption or not caption.strip() or not alt or not alt.strip():
+        raise ValueError("show_figure: a figure needs a caption and an alt text")
+    if not NAME.fullmatch(name or ""):
+        raise ValueError(f"show_figure: name {name!r} must be 'fig-' then lower-case letters, digits and dashes")
+    if provenance:
+        line = provenance
+    elif records is not None:
+        line = tables.caption(records)
+    else:
+        line = tables.here("drawn from the code when this page was built")
+    meta = {"figure": name, "caption": " ".join(caption.split()), "provenance": line, "alt": " ".join(alt.split())}
+    display(fig, metadata={FIGURE_KEY: meta})
     plt.close(fig)
-    display(Markdown(text))
+    display(Markdown(f"**{meta['caption']}**\n\n*{line}*"), metadata={FIGURE_KEY: {"caption_of": name}})
 
 
 def layer_table(model: torch.nn.Module, *example_inputs, leaf_only: bool = True, **example_kwargs) -> pd.DataFrame:

@@ -1,7 +1,8 @@
 """The book's status page: a dashboard of every check (`hyperbook.verdicts`) of every target.
 
-Totals per verdict at the top; then per chapter one row per check: the document's value, ours, the
-difference, the verdict and why, and the profile and data of the run, with a link to the target's place
+Totals per verdict at the top; then per chapter one row per check: the document's value, ours ("mean ± std
+(n seeds)" where several seeds are recorded), the difference, the verdict and why, and the profile and data of
+the run, with a link to the target's place
 in its chapter (the MyST label `(h-f1)=` the book's staging step makes of each chapter's target anchor).
 """
 from __future__ import annotations
@@ -12,7 +13,7 @@ from .chapters import BOOK_DIR, CHAPTERS, available_chapters
 from .results import DEFAULT_RESULTS_DIR
 from .tables import DASH, format_difference, format_value
 from .targets import TARGETS
-from .verdicts import VERDICTS, all_checks, summary, target_verdict
+from .verdicts import VERDICTS, all_checks, ours_cell, summary, target_verdict
 
 TITLES = {
     "hypernets": "HyperNets", "functional_images": "Functional image representation", "hecnn": "HE-CNN",
@@ -24,8 +25,10 @@ EXPLAIN = {
     "exact": "a data-independent quantity (parameter count, exact property of the construction) equal to the document's",
     "matches": "within the stated tolerance of the document's value, or the document's stated bound holds",
     "diverges": "outside the tolerance, from a run that can decide it (a full-protocol run or a data-independent quantity)",
-    "inconclusive": "no number to compare (a figure judged by eye), no recorded run, or a trained number from a "
-                    "cut-down (reduced) run outside the tolerance: short training cannot decide the gap",
+    "inconclusive": "no number to compare (a figure judged by eye), no recorded run, a trained number from a "
+                    "cut-down (reduced) run outside the tolerance (short training cannot decide the gap), or a "
+                    "mean over seeds outside the tolerance but within it widened by twice the seeds' standard "
+                    "deviation (seed noise)",
     "not comparable": "the run used stand-in data or is a smoke run: its number is never set against the document's",
     "not reproducible here": "the document's data cannot be had (the reason is given)",
 }
@@ -57,10 +60,12 @@ def status_rows(results_dir=DEFAULT_RESULTS_DIR, chapters_built=None) -> list[di
         checks = by_target.get(t.id, [])
         word = target_verdict(checks)
         for c in checks:
-            run = (f"{c.run.profile}, {c.run.experiment}, {c.run.date}" if c.run else "from code (no training)")
+            seeds = f", {c.n_seeds} seeds" if c.n_seeds > 1 else ""
+            run = (f"{c.run.profile}, {c.run.experiment}, {c.run.date}{seeds}" if c.run
+                   else "from code (no training)")
             data = c.run.data(c.data_keys) if c.run else ""
             rows.append({"id": t.id, "chapter": t.chapter, "claim": c.claim, "document": c.document,
-                         "ours": c.ours, "difference": c.difference, "unit": c.unit, "verdict": c.verdict,
+                         "ours": ours_cell(c), "difference": c.difference, "unit": c.unit, "verdict": c.verdict,
                          "why": c.reason, "run": run, "data": data or "the document's",
                          "target_verdict": word, "linked": True})
     return rows

@@ -54,7 +54,7 @@ def fit(model: torch.nn.Module, loss_fn: Callable, batch_fn: Callable[[int], tup
         checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 1000,
         log_every: int = 50, desc: str = "train", progress: bool = True,
         stop_after: int | None = None, nesterov: bool = False, precision: str = "fp32",
-        decay_weights_only: bool = False) -> FitResult:
+        decay_weights_only: bool = False, adam_impl: str | None = None) -> FitResult:
     """Train `model` for `steps` optimiser steps.
 
     loss_fn(model, batch) -> scalar loss. batch_fn(step) -> batch on `device`
@@ -66,7 +66,8 @@ def fit(model: torch.nn.Module, loss_fn: Callable, batch_fn: Callable[[int], tup
     "momentum 0.9". `precision` is "fp32" (the documents' setting, the default) or "bf16"
     (autocast on CUDA only; an opt-in speed setting that a record must name). With
     `decay_weights_only`, weight decay skips biases and normalisation parameters (tensors of
-    fewer than 2 dimensions), as papers that decay "the weights" mean.
+    fewer than 2 dimensions), as papers that decay "the weights" mean. `adam_impl` picks Adam's kernel
+    (`ADAM_IMPLS`; default `DEFAULT_ADAM_IMPL`): the same update rule, so it is no part of any config.
     """
     model.to(device).train()
     check_precision(precision)
@@ -75,7 +76,7 @@ def fit(model: torch.nn.Module, loss_fn: Callable, batch_fn: Callable[[int], tup
         params = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
                   {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
     if optimizer == "adam":
-        opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+        opt = make_adam(params, lr=lr, weight_decay=weight_decay, impl=adam_impl)
     elif optimizer == "sgd":
         opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
     elif optimizer == "adadelta":
@@ -92,6 +93,8 @@ def fit(model: torch.nn.Module, loss_fn: Callable, batch_fn: Callable[[int], tup
         state = torch.load(ckpt, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
+        if optimizer == "adam":      # the saved groups carry the kernel flags of the run that saved them
+            set_adam_impl(opt, adam_impl)
         if sched and state.get("scheduler"):
             sched.load_state_dict(state["scheduler"])
         start_step = result.resumed_from = state["step"]
@@ -140,6 +143,40 @@ def finish_training(result: FitResult, model, bar, t0: float, items: int, end: i
         ckpt.unlink()
     model.eval()
     return result
+
+
+# Adam's kernels: "fused" (one fused kernel per device and dtype; CPU and CUDA in this torch), "foreach"
+# (multi-tensor ops) or "plain" (torch's per-parameter loop, the reference). They compute the same update;
+# fused differs from plain only by float rounding (tests/test_speed_adam.py bounds it), and on the simple
+# HyperNet's 40M parameters it took a large share of the step off (results/_timings/speedups.json).
+ADAM_IMPLS = ("fused", "foreach", "plain")
+DEFAULT_ADAM_IMPL = "fused"
+
+
+def _adam_flags(impl: str | None) -> dict:
+    impl = DEFAULT_ADAM_IMPL if impl is None else impl
+    if impl not in ADAM_IMPLS:
+        from .errors import UnknownChoiceError
+        raise UnknownChoiceError("Adam implementation", impl, ADAM_IMPLS)
+    return {"fused": impl == "fused" or None, "foreach": impl == "foreach" or None}
+
+
+def make_adam(params, lr: float = 1e-3, weight_decay: float = 0.0, impl: str | None = None, **kwargs):
+    """torch.optim.Adam with the kernel `impl` (see ADAM_IMPLS)."""
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, **_adam_flags(impl), **kwargs)
+
+
+def set_adam_impl(opt: torch.optim.Adam, impl: str | None = None) -> torch.optim.Adam:
+    """Switch a (restored) Adam to the kernel `impl`; the fused kernel wants its step counts on the device."""
+    flags = _adam_flags(impl)
+    for group in opt.param_groups:
+        group.update(flags)
+        if flags["fused"]:
+            for p in group["params"]:
+                st = opt.state.get(p, {})
+                if torch.is_tensor(st.get("step")):
+                    st["step"] = st["step"].to(device=p.device, dtype=torch.float32)
+    return opt
 
 
 PRECISIONS = ("fp32", "bf16")

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Callable
 
 from .chapters import CHAPTERS
+from .data.registry import dataset_ready
 from .errors import BookError, UnknownChoiceError
 from .profiles import TRAINING_PROFILES, check_training_profile, with_overrides
 from .results import DEFAULT_RESULTS_DIR, REPO_ROOT, ResultsStore, config_hash
@@ -287,26 +288,7 @@ def select(names: list[str] | None) -> list[Unit]:
     return out
 
 
-# ============================================================================ data present?
-def _dataset_present(name: str, data_dir: Path) -> bool | None:
-    """True / False for the datasets the book knows; None for one it cannot check."""
-    d = Path(data_dir)
-    checks = {
-        "mnist": lambda: (d / "MNIST" / "raw").is_dir() and any((d / "MNIST" / "raw").iterdir()),
-        "fashion_mnist": lambda: (d / "FashionMNIST" / "raw").is_dir() and any((d / "FashionMNIST" / "raw").iterdir()),
-        "cifar10": lambda: (d / "cifar-10-batches-py").is_dir() or (d / "cifar10-jpeg").is_dir(),
-        "cifar100": lambda: (d / "cifar-100-python").is_dir(),
-        "stl10": lambda: (d / "stl10_binary").is_dir(),
-        "bsds500": lambda: (d / "BSR" / "BSDS500" / "data" / "images").is_dir(),
-        "sr_benchmarks": lambda: all((d / "benchmark" / s / "HR").is_dir() for s in ("Set5", "Set14", "B100")),
-        "div2k": lambda: (d / "DIV2K").is_dir(),
-        "celeba": lambda: (d / "celeba").is_dir(),
-        "imagenet": lambda: (d / "imagenet").is_dir(),
-        "lfw_subset": lambda: True,      # bundled with scikit-image
-    }
-    return checks[name]() if name in checks else None
-
-
+# ============================================================================ data present? (the data layer says)
 def data_state(unit: Unit, profile: str, data_dir=None, overrides: dict | None = None) -> str:
     """'yes' (every dataset present), 'none needed', 'stand-in' (missing, and this profile may use a labelled
     stand-in) or 'MISSING: a, b' (missing and the profile refuses stand-ins)."""
@@ -315,7 +297,7 @@ def data_state(unit: Unit, profile: str, data_dir=None, overrides: dict | None =
     names = unit.datasets(config)
     if not names:
         return "none needed"
-    missing = [n for n in names if _dataset_present(n, data_dir) is False]
+    missing = [n for n in names if dataset_ready(n, data_dir) is False]   # None (unknown): not counted
     if not missing:
         return "yes"
     if getattr(config, "allow_standin", profile != "full"):

@@ -6,11 +6,31 @@ Verdicts (`VERDICTS`):
 - ``exact``: a data-independent quantity (a parameter count, a bound from the code) equal to the document's;
 - ``matches``: within the stated tolerance of the document's value (or a stated bound holds);
 - ``diverges``: outside it, from a run that can decide (a full-protocol run, or a data-independent quantity);
-- ``inconclusive``: no recorded run, no number to compare (a figure judged by eye), or a trained number
-  from a cut-down (``reduced``) run that is outside the tolerance: short training cannot decide the gap;
+- ``inconclusive``: no recorded run, no number to compare (a figure judged by eye), a trained number
+  from a cut-down (``reduced``) run that is outside the tolerance (short training cannot decide the gap),
+  or a mean over seeds outside the tolerance but within seed noise (below);
 - ``not comparable``: the run is a ``smoke`` run or used stand-in data; such a number is never set
   against the document's (no difference is computed);
 - ``not reproducible here``: with the reason (e.g. restricted clinical data).
+
+Seeds. ``hyperbook train UNIT --seed S`` (and ``sweep --seeds``) writes the seed into the config, so a seed's
+record has its own config hash. A record counts as a *seed replicate* of a unit when its hash is the one today's
+code gives that unit's config at that profile with only the seed set to the seed the record states (its config's
+seed field, else provenance ``seed``); any other difference (a superseded model or protocol) leaves it out, as
+before. The replicates of one (chapter, experiment, profile) make one `Run`: ``metrics`` / ``provenance`` are
+the default seed's record (else the lowest seed's), ``replicates`` the (seed, metrics) of every seed.
+A trained (not data-independent) check of a run with n > 1 seeds takes ``ours`` = the mean over the seeds and
+``std`` = their sample standard deviation (n - 1 in the denominator). The document's number is one training
+run, so it is set against the spread of single runs, not of the mean:
+
+- the mean within the tolerance: ``matches``;
+- outside it, but within the tolerance widened by 2 std (for a bound: mean -/+ 2 std still on the stated
+  side): ``inconclusive``, "within seed noise (n seeds, std x)", for a reduced run and a full one alike;
+- beyond that: ``diverges`` for a full run; a reduced run stays ``inconclusive`` (training cut short).
+
+Data-independent checks are judged on the default seed's record alone, as before (such a quantity does not
+depend on the seed's training). `rows` shows a mean over seeds as "mean ± std (n seeds)"; `seed_summary` gives
+(mean, std, n) of any metric for a chapter's own tables.
 
 Chapters call ``verdicts.for_chapter("hecnn")`` for their "what agrees" section; the status page
 (`hyperbook.status`) calls ``all_checks()``.
@@ -19,10 +39,13 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 
-from .results import DEFAULT_RESULTS_DIR
+from .results import DEFAULT_RESULTS_DIR, config_hash
+from .tables import format_value
 from .targets import BY_ID, TARGETS
 
 VERDICTS = ("exact", "matches", "diverges", "inconclusive", "not comparable", "not reproducible here")
@@ -39,6 +62,21 @@ class Run:
     profile: str
     metrics: dict = field(default_factory=dict, compare=False, repr=False)
     provenance: dict = field(default_factory=dict, compare=False, repr=False)
+    # (seed, metrics) of every seed replicate of this config, this run's own record included; () for a lone run
+    replicates: tuple = field(default=(), compare=False, repr=False)
+
+    @property
+    def seeds(self) -> tuple:
+        return tuple(seed for seed, _ in self.replicates)
+
+    @property
+    def n_seeds(self) -> int:
+        return max(len(self.replicates), 1)
+
+    def values(self, path) -> list[float]:
+        """The metric at `path` (as in SPEC) of every seed replicate that records it."""
+        every = [m for _, m in self.replicates] or [self.metrics]
+        return [v for v in (_get(m, path) for m in every) if v is not None]
 
     @property
     def date(self) -> str:
@@ -80,51 +118,128 @@ def is_stand_in_text(source: str) -> bool:
 
 def current_hashes() -> dict[tuple[str, str, str], str]:
     """(chapter, experiment, profile) -> the config hash today's code gives that unit (from the registry)."""
-    from .results import config_hash
     from .units import all_units
     out = {}
     for unit in all_units():
         for profile in ("reduced", "full"):
-            try:
-                out[(unit.chapter, unit.name, profile)] = config_hash(unit.config(profile))
-            except Exception:        # a profile a unit does not define
-                continue
+            digest = today_hash(unit.chapter, unit.name, profile)
+            if digest is not None:
+                out[(unit.chapter, unit.name, profile)] = digest
     return out
 
 
-def load_runs(results_dir=DEFAULT_RESULTS_DIR, include_smoke: bool = False,
-              current: dict | None = None) -> dict[tuple[str, str], Run]:
+@lru_cache(maxsize=None)
+def today_hash(chapter: str, experiment: str, profile: str, seed: int | None = None) -> str | None:
+    """The hash today's code gives the unit's `profile` config with its seed field set to `seed` (None: the
+    default seed); None for a unit the registry does not know, a profile it does not define, or smoke (a
+    scratch record, never checked against today's code)."""
+    if profile not in ("reduced", "full"):
+        return None
+    from .units import get_unit
+    try:
+        unit = get_unit(f"{chapter}/{experiment}")
+        overrides = {unit.seed_field: seed} if (seed is not None and unit.seed_field) else None
+        return config_hash(unit.config(profile, overrides))
+    except Exception:        # an unknown unit, or a profile the unit does not define
+        return None
+
+
+@lru_cache(maxsize=None)
+def _known_unit(chapter: str, experiment: str) -> bool:
+    from .units import get_unit
+    try:
+        get_unit(f"{chapter}/{experiment}")
+        return True
+    except Exception:
+        return False
+
+
+def record_seed(provenance: dict) -> int | None:
+    """The seed a record states: its config's `seed` (or a nested part's, e.g. `train.seed`), else the
+    provenance's `seed`."""
+    config = provenance.get("config")
+    candidates = []
+    if isinstance(config, dict):
+        candidates.append(config.get("seed"))
+        candidates += [part.get("seed") for part in config.values() if isinstance(part, dict)]
+    candidates.append(provenance.get("seed"))
+    return next((int(s) for s in candidates if isinstance(s, int) and not isinstance(s, bool)), None)
+
+
+def _hash_lookup(current):
+    """(chapter, experiment, profile, seed) -> today's hash. `current` None: the registry (`today_hash`);
+    a dict: {(chapter, experiment, profile): default hash, optionally (chapter, experiment, profile, seed):
+    that seed's hash} (tests, or {} to keep every record)."""
+    if current is None:
+        return today_hash
+    return lambda c, e, p, seed=None: current.get((c, e, p, seed), current.get((c, e, p))) \
+        if seed is not None else current.get((c, e, p))
+
+
+def _read(prov_path: Path):
+    try:
+        return json.loads(prov_path.read_text()), json.loads((prov_path.parent / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None, None
+
+
+def _date(run: Run) -> str:
+    return str(run.provenance.get("date", ""))
+
+
+def load_runs(results_dir=DEFAULT_RESULTS_DIR, include_smoke: bool = False, current: dict | None = None,
+              chapter: str | None = None, experiment: str | None = None) -> dict[tuple[str, str], Run]:
     """(chapter, experiment) -> its best recorded run: full over reduced (over smoke), then the newest.
 
     Smoke runs are git-ignored scratch records (CI's and a reader's own): by default they are left out, so
     the status page says the same on every machine, from the committed records alone. A record whose config
-    hash is not the one today's code gives its unit (a run of a superseded model or protocol, kept as
-    history) is left out too, as the chapters leave it out: `current` maps (chapter, experiment, profile) to
-    today's hash (default: `current_hashes()`; pass {} to keep every record).
+    is not today's config of its unit at that profile, up to the seed (a run of a superseded model or
+    protocol, kept as history), is left out too, as the chapters leave it out; the seed replicates of today's
+    config are grouped into one Run (module docstring). `current`: see `_hash_lookup` (default: the
+    registry). `chapter` / `experiment`: read only those folders.
     """
-    current = current_hashes() if current is None else current
-    best: dict[tuple[str, str], Run] = {}
-    for prov_path in sorted(Path(results_dir).glob("*/*/*/provenance.json")):
+    lookup = _hash_lookup(current)
+    pattern = f"{chapter or '*'}/{experiment or '*'}/*/provenance.json"
+    groups: dict[tuple, tuple] = {}         # group key -> ((chapter, experiment folder), {seed: (is default, Run)})
+    for prov_path in sorted(Path(results_dir).glob(pattern)):
         if prov_path.parts[-4].startswith("_") or prov_path.parent.name.startswith("."):
             continue
-        try:
-            prov = json.loads(prov_path.read_text())
-            metrics = json.loads((prov_path.parent / "metrics.json").read_text())
-        except (OSError, ValueError):
+        prov, metrics = _read(prov_path)
+        if prov is None:
             continue
-        chapter, experiment = prov_path.parts[-4], prov_path.parts[-3]
-        run = Run(chapter, prov.get("experiment", experiment), prov.get("profile", "?"), metrics, prov)
+        ch, ex = prov_path.parts[-4], prov_path.parts[-3]
+        run = Run(ch, prov.get("experiment", ex), prov.get("profile", "?"), metrics, prov)
         if run.profile == "smoke" and not include_smoke:
             continue
-        today = current.get((chapter, experiment, run.profile))
-        if today is not None and prov.get("config_hash") not in (None, today):
+        digest, seed = prov.get("config_hash"), record_seed(prov)
+        if current is None and run.profile in ("reduced", "full") and not _known_unit(ch, ex):
+            continue                                # an experiment the book no longer has (e.g. i-RevNet on MNIST)
+        default = lookup(ch, ex, run.profile)
+        if default is None or digest is None:       # nothing to check it against: a run of its own
+            groups[("lone", str(prov_path))] = ((ch, ex), {seed: (True, run)})
             continue
-        key = (chapter, experiment)
+        if digest != default and (seed is None or digest != lookup(ch, ex, run.profile, seed)):
+            continue                                # not today's config, whatever the seed
+        members = groups.setdefault((ch, ex, run.profile), ((ch, ex), {}))[1]
+        if seed not in members or _date(run) > _date(members[seed][1]):
+            members[seed] = (digest == default, run)
+    best: dict[tuple[str, str], Run] = {}
+    for key, members in groups.values():
+        run = _grouped(members)
         old = best.get(key)
-        rank = (PROFILE_RANK.get(run.profile, -1), str(prov.get("date", "")))
-        if old is None or rank > (PROFILE_RANK.get(old.profile, -1), str(old.provenance.get("date", ""))):
+        rank = (PROFILE_RANK.get(run.profile, -1), _date(run))
+        if old is None or rank > (PROFILE_RANK.get(old.profile, -1), _date(old)):
             best[key] = run
     return best
+
+
+def _grouped(members: dict) -> Run:
+    """One Run of a config's seed replicates: the default seed's record (else the lowest seed's) with the
+    (seed, metrics) of all of them."""
+    order = sorted(members, key=lambda s: (s is None, s if s is not None else 0))
+    lead = next((s for s in order if members[s][0]), order[0])
+    run = members[lead][1]
+    return replace(run, replicates=tuple((s, members[s][1].metrics) for s in order))
 
 
 def runs_for_target(target_id: str, runs: dict[tuple[str, str], Run]) -> list[Run]:
@@ -141,7 +256,8 @@ class Check:
     mode: "abs" (|ours - document| <= tolerance; tolerance 0 asks for equality), "factor" (within a
     factor `tolerance` either way), "below" / "above" (the document states a bound: ours must be under /
     over `document`). `data_independent`: the quantity does not depend on training data or length
-    (parameter counts, equivariance from the construction), so a reduced run decides it."""
+    (parameter counts, equivariance from the construction), so a reduced run decides it. `std`, `n_seeds`:
+    the spread of `ours` (a mean) over that many seeds (the rule: module docstring)."""
     target: str
     claim: str
     document: float | str | None
@@ -153,6 +269,8 @@ class Check:
     run: Run | None = None
     data_keys: tuple = DATA_KEYS
     note: str = ""
+    std: float | None = None
+    n_seeds: int = 1
 
     def __post_init__(self):
         if self.mode not in ("abs", "factor", "below", "above"):
@@ -178,8 +296,14 @@ class Check:
             return None
         return float(self.ours) - float(self.document)
 
-    def within(self) -> bool:
-        d, o = float(self.document), float(self.ours)
+    @property
+    def spread(self) -> bool:
+        """ours is a mean over seeds with a measured spread, and the verdict weighs it."""
+        return self.n_seeds > 1 and self.std is not None and not self.data_independent
+
+    def within(self, ours: float | None = None) -> bool:
+        """ours (or the value given) is within the tolerance of the document's, or on the bound's side."""
+        d, o = float(self.document), float(self.ours if ours is None else ours)
         tol = self.tolerance or 0.0
         if self.mode == "below":
             return o < d
@@ -188,6 +312,17 @@ class Check:
         if self.mode == "factor":
             return d != 0 and o != 0 and (d > 0) == (o > 0) and max(o / d, d / o) <= tol
         return abs(o - d) <= tol + 1e-12 * max(abs(d), 1.0)
+
+    def within_noise(self) -> bool:
+        """Some value within 2 std of the mean is within: the one nearest the document's (for a bound, the
+        end of mean -/+ 2 std on the stated side)."""
+        lo, hi = float(self.ours) - 2 * self.std, float(self.ours) + 2 * self.std
+        nearest = {"below": lo, "above": hi}.get(self.mode, min(max(float(self.document), lo), hi))
+        return self.within(nearest)
+
+    @property
+    def seed_note(self) -> str:
+        return f"{self.n_seeds} seeds, std {format_value(self.std, self.unit, digits=2)}"
 
     @property
     def verdict(self) -> str:
@@ -212,10 +347,18 @@ class Check:
         if self.within():
             exact = self.mode == "abs" and not self.tolerance and self.data_independent
             return ("exact" if exact else "matches"), self.note
-        if self.data_independent or self.run.profile == "full":
+        if self.data_independent:
             return "diverges", self.note
-        return "inconclusive", (f"{self.run.profile} protocol: training cut short cannot decide this gap"
-                                + (f"; {self.note}" if self.note else ""))
+        if self.spread and self.within_noise():
+            return "inconclusive", _joined(f"within seed noise ({self.seed_note})", self.note)
+        if self.run.profile == "full":
+            return "diverges", self.note
+        return "inconclusive", _joined(f"{self.run.profile} protocol: training cut short cannot decide this gap"
+                                       + (f" (mean of {self.seed_note})" if self.spread else ""), self.note)
+
+
+def _joined(reason: str, note: str) -> str:
+    return f"{reason}; {note}" if note else reason
 
 
 # ----------------------------------------------------------------------------- the book's checks
@@ -315,20 +458,29 @@ SPEC = [
     ("S-F11", "static ResNet ODS", 0.720, "thesis_steerable", "bsds", ["results", "static", "ods"], 0.01, "", "abs", False),
     ("S-F11", "static ResNet OIS", 0.733, "thesis_steerable", "bsds", ["results", "static", "ois"], 0.01, "", "abs", False),
     # Thesis ch. 6
-    ("I-T9", "i-RevNet (b) top-1 error", 26.7, "thesis_irevnet", "train_mnist_b", ["test_error_pct"], _ACC, "%", "abs", False),
-    ("I-T9", "ResNet top-1 error", 24.7, "thesis_irevnet", "train_mnist_resnet", ["test_error_pct"], _ACC, "%", "abs", False),
-    ("I-E1", "reconstruction error on noise, float32 (within 10x)", 5e-6, "thesis_irevnet", "train_mnist_b", ["e1_trained", "noise_float32"], 10.0, "", "factor", True),
+    ("I-T9", "i-RevNet (b) top-1 error", 26.7, "thesis_irevnet", "train_cifar_b", ["test_error_pct"], _ACC, "%", "abs", False),
+    ("I-T9", "ResNet top-1 error", 24.7, "thesis_irevnet", "train_cifar_resnet", ["test_error_pct"], _ACC, "%", "abs", False),
+    ("I-E1", "reconstruction error on noise, float32 (within 10x)", 5e-6, "thesis_irevnet", "train_cifar_b", ["e1_trained", "noise_float32"], 10.0, "", "factor", True),
 ]
 # Where the document's claim needs a ratio of two runs
 _C_Q_NOTE = "relative gain of the Q = 16 model's accuracy over the Q = 9 model's"
 
 
 def _c_q(runs):
+    """From each run's mean accuracy over its seeds."""
     lo, hi = runs.get(("hcnn", "cifar10_hcnn_q9")), runs.get(("hcnn", "cifar10_hcnn_q16"))
     if lo is None or hi is None:
         return None
-    a, b = lo.metrics.get("test_accuracy"), hi.metrics.get("test_accuracy")
+    a, b = (stats(r.values(["test_accuracy"]))[0] for r in (lo, hi))
     return None if not a or b is None else 100.0 * (b - a) / a
+
+
+def stats(values) -> tuple[float | None, float | None, int]:
+    """(mean, sample std, n) of numbers; one number is itself with std None; none: (None, None, 0)."""
+    values = list(values)
+    if len(values) < 2:
+        return (values[0] if values else None), None, len(values)
+    return float(statistics.fmean(values)), float(statistics.stdev(values)), len(values)
 
 
 DATA_KEYS_FOR = {"H-F4": ("letters_source",) + DATA_KEYS}
@@ -342,12 +494,18 @@ def all_checks(results_dir=DEFAULT_RESULTS_DIR, runs=None) -> list[Check]:
     by_target: dict[str, list[Check]] = {}
     for tid, claim, doc, chapter, experiment, path, tol, unit, mode, indep in SPEC:
         run = runs.get((chapter, experiment))
+        std, n = None, 1
         if path is None and tid == "C-Q":
             ours, note = _c_q(runs), _C_Q_NOTE
+        elif run is None:
+            ours, note = None, ""
+        elif indep:                 # the seed does not enter it: the default seed's record decides
+            ours, note = _get(run.metrics, path), ""
         else:
-            ours, note = (_get(run.metrics, path) if run else None), ""
+            (ours, std, n), note = stats(run.values(path)), ""
         check = Check(tid, claim, doc, ours, tol, unit, mode, indep, run,
-                      DATA_KEYS_FOR.get(tid, DATA_KEYS), note or ("" if run else f"no recorded run of {experiment}"))
+                      DATA_KEYS_FOR.get(tid, DATA_KEYS), note or ("" if run else f"no recorded run of {experiment}"),
+                      std, max(n, 1))
         by_target.setdefault(tid, []).append(check)
     for t in TARGETS:
         if t.id in by_target:
@@ -383,18 +541,32 @@ def run_label(run: Run | None, keys=DATA_KEYS) -> str:
     if run is None:
         return "from code (no training)"
     data = run.data(keys)
-    return f"{run.profile} ({run.experiment}, {run.date})" + (f"; {data}" if data else "")
+    seeds = f", {run.n_seeds} seeds" if run.n_seeds > 1 else ""
+    return f"{run.profile} ({run.experiment}, {run.date}{seeds})" + (f"; {data}" if data else "")
+
+
+def format_mean(mean, std, n: int, unit: str = "") -> str:
+    """'97.52 ± 0.31% (3 seeds)'."""
+    return f"{format_value(mean)} ± {format_value(std, unit, digits=2)} ({n} seeds)"
+
+
+def ours_cell(check: Check):
+    """What a table shows as ours: "mean ± std (n seeds)" over several seeds, else the plain number."""
+    if check.n_seeds > 1 and check.std is not None and check.ours is not None:
+        return format_mean(check.ours, check.std, check.n_seeds, check.unit)
+    return check.ours
 
 
 def rows(checks) -> list[dict]:
-    """Plain rows (one per check) for tables: the document's value and ours side by side."""
+    """Plain rows (one per check) for tables: the document's value and ours side by side (ours a string
+    "mean ± std (n seeds)" where there are several seeds; `std`, `n_seeds` alongside)."""
     out = []
     for c in checks:
         comparable = c.comparable
         out.append({
             "target": c.target, "claim": c.claim,
             "document": c.document,
-            "ours": c.ours,
+            "ours": ours_cell(c), "std": c.std, "n_seeds": c.n_seeds,
             "difference": c.difference,
             "tolerance": (None if c.mode in ("below", "above") else c.tolerance),
             "unit": c.unit, "verdict": c.verdict, "why": c.reason,
@@ -414,5 +586,14 @@ def for_chapter(chapter: str, results_dir=DEFAULT_RESULTS_DIR):
     ids = {t.id for t in TARGETS if t.chapter == chapter}
     table = [r for r in rows(all_checks(results_dir)) if r["target"] in ids]
     frame = pd.DataFrame(table, columns=["target", "claim", "document", "ours", "difference", "tolerance",
-                                         "unit", "verdict", "why", "profile", "data"])
+                                         "unit", "verdict", "why", "profile", "data", "std", "n_seeds"])
     return frame
+
+
+def seed_summary(chapter: str, experiment: str, metric_path, results_dir=DEFAULT_RESULTS_DIR):
+    """(mean, std, n) of one metric over the recorded seeds of the run the verdicts use for
+    (chapter, experiment): std None for one seed, (None, None, 0) with no run or no such metric.
+    metric_path: a list of keys (or a dotted string, 'accuracy.R-MNIST'), or a callable of the metrics."""
+    path = metric_path.split(".") if isinstance(metric_path, str) else metric_path
+    run = load_runs(results_dir, chapter=chapter, experiment=experiment).get((chapter, experiment))
+    return stats(run.values(path)) if run is not None else (None, None, 0)

@@ -97,3 +97,28 @@ def random_affine_theta(n: int, generator: torch.Generator, size: int = 28, devi
 def rot90(images: torch.Tensor, k: int = 1) -> torch.Tensor:
     """Exact rotation by k * 90 degrees counter-clockwise on screen."""
     return torch.rot90(images, k, dims=(-2, -1))
+
+
+def crop_flip_at(images: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flip: torch.Tensor,
+                 pad: int) -> torch.Tensor:
+    """Zero-pad [N, C, H, W] by `pad`, crop H x W at per-image offsets (dy, dx in 0 .. 2 pad), mirror the
+    crops where `flip`: one gather for the whole batch (the flip is folded into the column index)."""
+    n, c, h, w = images.shape
+    dev = images.device
+    dy, dx, flip = dy.to(dev).long(), dx.to(dev).long(), flip.to(dev).bool()
+    padded = F.pad(images, (pad, pad, pad, pad))
+    rows = dy[:, None] + torch.arange(h, device=dev)                            # [N, H]
+    cols = torch.arange(w, device=dev).expand(n, w)
+    cols = dx[:, None] + torch.where(flip[:, None], w - 1 - cols, cols)         # [N, W]
+    out = padded.gather(2, rows[:, None, :, None].expand(n, c, h, w + 2 * pad))
+    return out.gather(3, cols[:, None, None, :].expand(n, c, h, w))
+
+
+def random_crop_flip(images: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """The usual CIFAR augmentation (zero-pad by `pad`, random crop back to size, horizontal flip with
+    probability 1/2), one offset and one flip per image. Draws, in this order: dy [N], dx [N], flip [N]."""
+    n = images.shape[0]
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    flip = torch.rand(n, generator=generator) < 0.5
+    return crop_flip_at(images, dy, dx, flip, pad)

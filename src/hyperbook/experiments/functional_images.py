@@ -676,9 +676,6 @@ def summary_scores(records: dict, method: str, metric: str = "psnr") -> str:
     return "; ".join(parts)
 
 
-FULL_SIZE_STEP_S = 0.68              # measured: one step of the full-size SR hypernetwork on the 2-core CPU
-
-
 def findings(records: dict) -> str:
     """The chapter's closing prose (markdown), every number and every comparison computed from the records."""
     f, h, c = (records[k].metrics for k in ("faces", "sr_hypernet", "sr_srcnn"))
@@ -695,10 +692,10 @@ def findings(records: dict) -> str:
         out.append("**Evaluation check.** Not made in this run: its test images are cropped, partial or stand-ins, "
                    "so no number below is comparable with the document's.")
     full = SRConfig.for_profile("full")
-    out.append(f"**Training length.** The SR hypernetwork ran {h.get('steps', '?')} steps of {h.get('batch_size', '?')} "
-               f"patches ({h['train_wall_s']:.0f} s) on {h['data_source']}; at the full size one step takes about "
-               f"{FULL_SIZE_STEP_S * 1000:.0f} ms here, so the full profile's {full.steps:,} steps would take about "
-               f"{full.steps * FULL_SIZE_STEP_S / 3600:.0f} hours on this CPU. SRCNN ({c.get('srcnn', '9-5-5')}) ran "
+    steps = h.get("steps")
+    share = f", {full.steps / steps:,.0f} times fewer than the full profile's {full.steps:,}" if steps else ""
+    out.append(f"**Training length.** The SR hypernetwork ran {steps or '?'} steps of {h.get('batch_size', '?')} "
+               f"patches ({h['train_wall_s']:.0f} s){share}, on {h['data_source']}. SRCNN ({c.get('srcnn', '9-5-5')}) ran "
                f"{c.get('steps_per_scale', '?')} steps of {c.get('batch_size', '?')} sub-images per scale; the "
                "published model saw about 10^8 back-propagations.")
     g = pd_gains = gains({k: records[k] for k in ("sr_hypernet", "sr_srcnn")}, "psnr")
@@ -725,3 +722,238 @@ def findings(records: dict) -> str:
                f"pairwise weight and image distances correlate at {f['weight_pixel_distance_correlation']:.2f}. "
                "The stand-in faces are not comparable with the document's CelebA figures.")
     return "\n\n".join(out)
+
+
+# ============================================================================ the chapter's figures and tables
+SR_RUNS = ("sr_hypernet", "sr_srcnn")
+
+
+def runs_table(records):
+    from .. import tables
+    return tables.runs_table(records)
+
+
+def sr_model(config: "SRConfig"):
+    """The super-resolution model of a config, seeded, in evaluation mode (for the architecture figures)."""
+    torch.manual_seed(0)
+    return FunctionalImageModel(hidden=config.hidden, channels=3, use_alpha=True, hyper_channels=config.hyper_channels,
+                                kernel=config.kernel, pool=config.pool).eval()
+
+
+def target_table(model, patch: int):
+    """F-F4 as a table: every target-network layer of `model` bound to the weights generated for one random
+    patch (8x8 query grid, alpha = 4), with its widths, operation, output shape and generated weights."""
+    from ..models.functional_image import BoundTarget
+    from ..plots import layer_table
+    weights = model.weights(torch.rand(1, 3, patch, patch, generator=torch.Generator().manual_seed(0)))
+    table = layer_table(BoundTarget(model.target, weights, alpha=4.0), pixel_grid(8, 8))
+    table["generated weights"] = model.target.layer_sizes
+    table["width"] = [f"{l.n_in} -> {l.n_out}" for l in model.target.layers]
+    table["operation"] = ["cos(norm(W x))" + (" + skip" if l.residual else "") if l.kind == "hidden"
+                          else "sigmoid(W x + b)" for l in model.target.layers]
+    return table[["layer", "width", "operation", "output shape", "generated weights"]]
+
+
+def target_figure(table):
+    """F-F4: the target network as a block diagram ('params' = weights generated per image)."""
+    from ..plots import draw_layer_diagram
+    diagram = table.rename(columns={"operation": "type", "generated weights": "parameters"})
+    return draw_layer_diagram(diagram[["layer", "type", "output shape", "parameters"]]).figure
+
+
+def hyper_layers(model, patch: int):
+    from ..plots import layer_table
+    return layer_table(model.hyper, torch.rand(2, 3, patch, patch, generator=torch.Generator().manual_seed(0)))
+
+
+def hyper_path_table(model, layers):
+    """F-F5 as a table: the convolutions, pooling and head on one path (trunk, then branch 0), with kernels."""
+    import pandas as pd
+    convs = layers[layers["type"].isin(["Conv2d", "Linear", "AdaptiveAvgPool2d"])].reset_index(drop=True)
+    kernels = {n: "x".join(map(str, m.kernel_size)) for n, m in model.hyper.named_modules()
+               if isinstance(m, torch.nn.Conv2d)}
+    convs["kernel"] = [kernels.get(n, "") for n in convs["layer"]]
+    path = pd.concat([convs[convs["layer"].str.startswith("trunk")],
+                      convs[convs["layer"].str.startswith("branches.0.")]])
+    return path[["layer", "type", "kernel", "output shape", "parameters"]]
+
+
+def hyper_figure(model, layers):
+    """F-F5: the shared trunk (left) and the branches, one per target layer (right), as block diagrams."""
+    import matplotlib.pyplot as plt
+    from ..plots import draw_layer_diagram
+    keep = ["Conv2d", "AdaptiveAvgPool2d", "Linear"]          # each Conv2d is followed by BatchNorm2d and ReLU
+    n = len(model.hyper.branches)
+    fig = plt.figure(figsize=(10, 2.0 * n), layout="constrained")
+    grid = fig.add_gridspec(n, 2)
+    part = layers[layers["layer"].str.startswith("trunk") & layers["type"].isin(keep)].reset_index(drop=True)
+    draw_layer_diagram(part, fig.add_subplot(grid[:, 0]), "shared trunk (trunk.2 = the residual pair)",
+                       highlight={"trunk.2.row.0": "#f6d7a7", "trunk.2.col.0": "#f6d7a7"})
+    for k in range(n):
+        part = layers[layers["layer"].str.startswith(f"branches.{k}.") & layers["type"].isin(keep)]
+        part = part.reset_index(drop=True).assign(layer=lambda t: t["layer"].str.replace(f"branches.{k}.", "",
+                                                                                        regex=False))
+        draw_layer_diagram(part, fig.add_subplot(grid[k, 1]), f"branch {k}: weights of target layer {k + 1}")
+    return fig
+
+
+def interpolation_figure(rec, key: str, labels, rows=None):
+    """Rows of a faces record's interpolation array (`weight_rows`, `pixel_rows`, `layer_rows`), t = 0 .. 1."""
+    from ..plots import image_grid
+    g = rec.arrays[key][:, :, 0] if rows is None else rows
+    ts = rec.arrays["ts"]
+    return image_grid(g.reshape(-1, *g.shape[-2:]), g.shape[0], len(ts), vmin=0, vmax=255, scale=0.9,
+                      row_labels=labels, col_labels=[f"t={t:.2f}" for t in ts])
+
+
+def weights_vs_pixels_figure(rec):
+    """F-F1: the first pair, interpolated in weight space (upper row) and in pixel space (lower row)."""
+    rows = np.concatenate([rec.arrays["weight_rows"][:1], rec.arrays["pixel_rows"][:1]])[:, :, 0]
+    return interpolation_figure(rec, "", ["weights", "pixels"], rows)
+
+
+def pair_labels(rec) -> list[str]:
+    n = len(rec.arrays["weight_rows"])
+    return [f"pair {k + 1}" for k in range(n - 1)] + ["failure row"]
+
+
+def interpolation_table(rec):
+    """The numbers under F-F6: endpoint check, distances to real faces, weight-pixel correlation, PSNR."""
+    import pandas as pd
+    from .. import tables
+    m = rec.metrics
+    frame = pd.DataFrame([
+        {"quantity": "max |render(interp(t=0)) - render(w_a)|, same at t=1", "ours": m["endpoint_max_abs_diff"],
+         "document": "exact by construction"},
+        {"quantity": "RMS distance of intermediate images to the nearest real face, weight interpolation",
+         "ours": m["nearest_face_rms_weight_interp"], "document": "not measured (visual claim)"},
+        {"quantity": "the same, pixel interpolation", "ours": m["nearest_face_rms_pixel_interp"],
+         "document": "not measured"},
+        {"quantity": "correlation of pairwise weight and pixel distances (held-out faces)",
+         "ours": m["weight_pixel_distance_correlation"], "document": "claimed positive ('similar images, similar weights')"},
+        {"quantity": "reconstruction PSNR, held-out faces (dB)", "ours": m["test_psnr"], "document": "not reported"},
+        {"quantity": "reconstruction PSNR, training faces (dB)", "ours": m["train_psnr"], "document": "not reported"},
+    ])
+    return tables.show(frame, digits=3, caption=tables.caption(rec))
+
+
+def sr_example_figure(rec):
+    """F-F2: bicubic x4, the hypernetwork's x4, the low-resolution input and the original."""
+    import matplotlib.pyplot as plt
+    S = rec.arrays
+    fig, axes = plt.subplots(2, 2, figsize=(8, 8), layout="constrained")
+    for ax, (name, img) in zip(axes.flat, [("bicubic x4", S["f2_bicubic"]), ("hypernetwork x4", S["f2_hypernetwork"]),
+                                           ("low-resolution input", S["f2_lr"]), ("original", S["f2_hr"])]):
+        ax.imshow(np.moveaxis(img, 0, -1), interpolation="nearest")
+        ax.set_title(name, fontsize=9)
+        ax.axis("off")
+    return fig
+
+
+def resize_figure(rec):
+    """F-F3: the low-resolution input rendered on a 2.5 x 1 grid, by the hypernetwork and by bicubic."""
+    import matplotlib.pyplot as plt
+    S = rec.arrays
+    fig, axes = plt.subplots(1, 3, figsize=(10, 5), layout="constrained")
+    for ax, (name, img) in zip(axes, [("input", S["f3_in"]), ("hypernetwork 2.5 x 1", S["f3_out"]),
+                                      ("bicubic 2.5 x 1", S["f3_bicubic"])]):
+        ax.imshow(np.moveaxis(img, 0, -1), interpolation="nearest", aspect="equal")
+        ax.set_title(f"{name}, {img.shape[1]}x{img.shape[2]}", fontsize=9)
+        ax.axis("off")
+    return fig
+
+
+def document_table(metric: str = "psnr"):
+    """The document's Table 1 (PSNR) or 2 (SSIM) as printed, RDN quoted."""
+    import pandas as pd
+    from .. import tables
+    values = DOC_PSNR if metric == "psnr" else DOC_SSIM
+    methods = [m.replace(" (quoted)", ", quoted") for m in DOC_METHODS]
+    frame = pd.DataFrame([{"set": s, "scale": f"x{k}", **dict(zip(methods, v))} for (s, k), v in values.items()])
+    return tables.show(frame, units={m: "dB" for m in methods} if metric == "psnr" else None,
+                       caption=f"the document's table {1 if metric == 'psnr' else 2}, as printed")
+
+
+def _sr(records):
+    return {k: records[k] for k in SR_RUNS}
+
+
+def bicubic_check_table(records):
+    from .. import tables
+    return tables.show(bicubic_check(_sr(records)), units={"ours": "dB", "document": "dB", "difference": "dB"},
+                       caption=tables.caption(records["sr_hypernet"], "bicubic on the hypernetwork run's test images"))
+
+
+def scores_table(records):
+    """Every (set, scale, method) of ours beside the document's, PSNR (dB) then SSIM."""
+    import pandas as pd
+    from .. import tables
+    frame = pd.concat([comparison_frame(_sr(records), "psnr").assign(metric="PSNR (dB)"),
+                       comparison_frame(_sr(records), "ssim").assign(metric="SSIM")]).reset_index(drop=True)
+    return tables.show(frame[["metric"] + [c for c in frame.columns if c != "metric"]],
+                       caption=tables.caption(list(_sr(records).values())))
+
+
+def gains_table(records):
+    """Each method's gain over bicubic, per (set, scale), beside the document's gain on the same set."""
+    import pandas as pd
+    from .. import tables
+    frame = pd.concat([gains(_sr(records), "psnr"), gains(_sr(records), "ssim")]).reset_index(drop=True)
+    return tables.show(frame, caption=tables.caption(list(_sr(records).values())))
+
+
+def speed_table(records):
+    """Training throughput and render times from the records; bicubic and SRCNN timed when the page is built."""
+    import pandas as pd
+    from .. import tables
+    from ..bench import best_time
+    rs = records["sr_hypernet"]
+    rows = [{"what": "hypernetwork training (sr_hypernet)", "value": rs.metrics["throughput"], "unit": "patches/s",
+             "run": tables.run_label(rs)},
+            {"what": "SRCNN training (sr_srcnn)", "value": records["sr_srcnn"].metrics["throughput"],
+             "unit": "patches/s", "run": tables.run_label(records["sr_srcnn"])},
+            {"what": "hypernetwork training on faces", "value": records["faces"].metrics["throughput"],
+             "unit": "images/s", "run": tables.run_label(records["faces"])},
+            {"what": "hypernetwork render x4: 64x64 -> 256x256", "value": rs.metrics["render_x4_256px_s"], "unit": "s",
+             "run": tables.run_label(rs)}]
+    if "render_x4_1024px_s" in rs.metrics:
+        rows.append({"what": "hypernetwork render x4: 256x256 -> 1024x1024", "value": rs.metrics["render_x4_1024px_s"],
+                     "unit": "s", "run": tables.run_label(rs)})
+    probe = torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(0))
+    srcnn = SRCNN().eval()
+    with torch.no_grad():
+        for name, fn in (("bicubic", lambda: bicubic_upscale(probe, (256, 256))),
+                         ("SRCNN (untrained weights: the time does not depend on them)",
+                          lambda: srcnn_upscale(srcnn, probe, (256, 256)))):
+            rows.append({"what": f"{name} x4: 64x64 -> 256x256", "value": best_time(fn, repeat=3), "unit": "s",
+                         "run": "timed when this page was built"})
+    return tables.show(pd.DataFrame(rows), digits=3,
+                       caption=tables.caption(records) + "; " + tables.here("timed rows: measured when this page was built"))
+
+
+def summary_table(records):
+    """Each target, our number beside the document's claim."""
+    import pandas as pd
+    from .. import tables
+    f, fr, hr = records["faces"].metrics, records["faces"], records["sr_hypernet"]
+    face, sr = tables.run_label(fr), tables.run_label(hr)
+    frame = pd.DataFrame([
+        {"target": "F-F1", "document": "weight interpolation looks natural, pixel interpolation superimposes",
+         "ours": f"figure; held-out reconstruction {f['test_psnr']:.1f} dB", "run": face},
+        {"target": "F-F2", "document": "x4: hypernetwork visibly sharper than bicubic", "ours": "figure", "run": sr},
+        {"target": "F-F3", "document": "2.5 x 1 resize", "ours": "figure (any scale renders)", "run": sr},
+        {"target": "F-F4", "document": "5 FC layers, up then down, BN, cos, residual, sigmoid",
+         "ours": "diagram from the model", "run": tables.CODE},
+        {"target": "F-F5", "document": "8 conv layers, 1 residual, 1xn/nx1, branch per layer",
+         "ours": "diagram from the model", "run": tables.CODE},
+        {"target": "F-F6", "document": "4 good rows + 1 failure row; pixel rows superimpose",
+         "ours": f"figure; weight-pixel distance correlation {f['weight_pixel_distance_correlation']:.2f}", "run": face},
+        {"target": "F-F7", "document": "row i interpolates first i layers", "ours": "figure", "run": face},
+        {"target": "F-T1 (hypernetwork, PSNR)", "document": "see the tables above",
+         "ours": summary_scores(_sr(records), "hypernetwork"), "run": sr},
+        {"target": "F-T1 (SRCNN 9-5-5, Adam, PSNR)", "document": "see the tables above",
+         "ours": summary_scores(_sr(records), "SRCNN"), "run": tables.run_label(records["sr_srcnn"])},
+        {"target": "F-T2 (hypernetwork, SSIM)", "document": "see the tables above",
+         "ours": summary_scores(_sr(records), "hypernetwork", "ssim"), "run": sr},
+    ])
+    return tables.show(frame, caption=tables.caption(records))

@@ -210,8 +210,7 @@ def train_model(config: TrainConfig, ctx, experiment: str):
 def train_experiment(experiment: str):
     def run(config: TrainConfig, ctx):
         model, fitted, acc, source = train_model(config, ctx, experiment)
-        dataset = "cifar10" if config.num_classes == 10 else "cifar100"
-        doc_params, doc_acc = DOCUMENT[(dataset, config.plus)]
+        doc_params, doc_acc = DOCUMENT[(dataset_of(config), config.plus)]
         metrics = {
             "targets": TRAIN_RUNS[experiment][4], "data": source, "test_images": config.test_n,
             "test_accuracy": acc, "document_accuracy": doc_acc,
@@ -224,6 +223,45 @@ def train_experiment(experiment: str):
         arrays = {"losses": np.asarray(fitted.losses, dtype=np.float64)}
         return metrics, arrays
     return run
+
+
+def dataset_of(config: TrainConfig) -> str:
+    return "cifar10" if config.num_classes == 10 else "cifar100"
+
+
+def unavailable(experiment: str, ctx) -> str | None:
+    """Why `experiment` cannot be recorded in `ctx`, or None. Only a `full` run can be refused: it never
+    trains on a stand-in, so it needs its real CIFAR set (other profiles fall back to the labelled stand-in,
+    and 'book' shows recorded runs)."""
+    if ctx.profile != "full":
+        return None
+    from ..data.cifar import NAMES, folder
+    from ..data.registry import dataset_ready
+    config = train_config_for(experiment)("full")
+    if dataset_ready(dataset_of(config), ctx.data_dir):
+        return None
+    where = "; it is not in the offline mirror and needs the internet" if config.num_classes == 100 else ""
+    return (f"{NAMES[config.num_classes]} is absent ({folder(ctx.data_dir, config.num_classes)} not found{where}) "
+            "and a `full` run never trains on a stand-in")
+
+
+def chapter_records(ctx) -> tuple[dict, dict]:
+    """Record (or load) the chapter's experiments in order: ({name: Record}, {name: reason not run}).
+
+    In `full`, the CIFAR-100 runs (C-T2) are skipped with their reason when CIFAR-100 is absent, instead of
+    failing after the CIFAR-10 runs have trained; without CIFAR-10 nothing of the chapter can run, so that
+    error comes before any training."""
+    from ..data.cifar import FIX, NAMES, folder
+    from ..errors import DatasetMissingError
+    skipped = {name: why for name in TRAIN_RUNS if (why := unavailable(name, ctx)) is not None}
+    if any(TRAIN_RUNS[name][0] == 10 for name in skipped):
+        raise DatasetMissingError(NAMES[10], folder(ctx.data_dir, 10),
+                                  f"a `full` run never trains on a stand-in; {FIX}")
+    records = {name: ctx.run(name, train_config_for(name), train_experiment(name))
+               for name in TRAIN_RUNS if name not in skipped}
+    records["translation"] = ctx.run("translation", translation_config_for, translation_experiment)
+    records["speed"] = ctx.run("speed", speed_config_for, speed_experiment)
+    return records, skipped
 
 
 # ---------------------------------------------------------------- C-F3 / C-F4: translations along attributes
@@ -364,3 +402,301 @@ def _time_model(name, model, px, config, device):
     seconds = best_time(step, repeat=config.repeats, warmup=config.warmup)
     return {"model": name, "image_px": px, "parameters": sum(p.numel() for p in model.parameters()),
             "images_per_s": config.batch_size / seconds}
+
+
+# ----------------------------------------------------------------------------- the chapter's tables, figures, findings
+def runs_table(records):
+    from .. import tables
+    return tables.runs_table(records, {"data": lambda r: tables.data_of(r) or "random tensors (timing)",
+                                       "test accuracy (%)": lambda r: r.metrics.get("test_accuracy")})
+
+
+def layer_maps(seed: int = 0):
+    """C-F1's two matrices: a plain 3x3 convolution's channel mixing at its centre tap (16 -> 16), and an HCNN
+    layer's (W_4, K = 16) map from input attribute positions to output positions for one v_j, centre tap."""
+    from ..models.hcnn import placement
+    torch.manual_seed(seed)
+    plain = torch.nn.Conv2d(16, 16, 3, padding=1, bias=False)
+    layer = HCNN(HCNNSpec(K=16, Q=32)).layers[1].eval()
+    with torch.no_grad():
+        w, _ = layer.equivalent_filters()                                   # [K, 3, 3, 7, 11]
+        place = placement(8, 16, layer.support, layer.circular)             # [out pos, in pos, taps]
+        toeplitz = torch.einsum("pcx,x->pc", place, w[0, 1, 1].flatten())
+    return plain.weight[:, :, 1, 1].detach(), toeplitz
+
+
+def layer_maps_figure(plain, toeplitz):
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"width_ratios": [1, 3]}, layout="constrained")
+    axes[0].imshow(plain, cmap="RdBu")
+    axes[0].set(title="plain CNN: channel mixing", xlabel="input channel v", ylabel="output channel")
+    axes[1].imshow(toeplitz, cmap="RdBu", aspect="auto")
+    axes[1].set(title="HCNN layer W_4: attribute convolution for one v_j",
+                xlabel="input position (v_{j-2}, v_{j-1}) = 8 x 16", ylabel="output (v_{j-2}, v_{j-1}) = 4 x 8")
+    return fig
+
+
+def cascade_table():
+    """C-F2 as a table: every layer's spatial size and attribute sizes, from a forward pass of the full-size
+    CIFAR-10 model, with the document's count of W_j's parameters."""
+    import pandas as pd
+    from .. import tables
+    full = HCNN(HCNNSpec(K=16, Q=32)).eval()
+    with torch.no_grad():
+        _, layers = full(torch.zeros(1, 3, 32, 32), return_layers=True)
+    counts = full.document_parameters()
+    rows = [{"layer": "x_0 (input)", "u": "32x32", "attributes": "v_0 = 3 (colour)", "W_j parameters (document count)": None}]
+    for j, x in enumerate(layers, start=1):
+        s = tuple(x.shape[1:])
+        attrs = (f"v_1 = {s[0]}" if j == 1 else f"(v_1, v_2) = ({s[1]}, {s[0]})" if j == 2
+                 else f"(v_{j - 2}, v_{j - 1}, v_{j}) = ({s[1]}, {s[2]}, {s[0]})")
+        rows.append({"layer": f"x_{j}", "u": f"{s[-2]}x{s[-1]}", "attributes": attrs,
+                     "W_j parameters (document count)": counts[j]})
+    rows.append({"layer": "x_12 (sum over u, v_9, v_10)", "u": None, "attributes": "v_11 = 10 (classes)",
+                 "W_j parameters (document count)": 0})
+    return tables.show(pd.DataFrame(rows), caption=tables.CODE + " (the full-size model, K = 16, Q = 32)")
+
+
+def cascade_figure():
+    """C-F2: the cascade's layers W_1 ... W_12 as a block diagram with their output shapes."""
+    from ..plots import draw_layer_diagram, layer_table
+    full = HCNN(HCNNSpec(K=16, Q=32)).eval()
+    table = layer_table(full, torch.zeros(1, 3, 32, 32), leaf_only=False)
+    top = table[table["layer"].str.fullmatch(r"conv1|conv2|layers\.\d+")].reset_index(drop=True)
+    top["layer"] = [f"W_{j}" for j in range(1, len(top) + 1)]
+    return draw_layer_diagram(top).figure
+
+
+def parameter_count_table():
+    """C-T1 / C-T2's parameter columns: the document's count beside ours (the document's way of counting) and
+    the trainable total, for the full-size models."""
+    from .. import tables
+    rows = []
+    for classes in (10, 100):
+        for plus in (False, True):
+            m = HCNN(HCNNSpec.for_dataset(classes, K=16, Q=32, plus=plus))
+            rows.append({"model": f"HCNN{' (+)' if plus else ''}, CIFAR-{classes}",
+                         "document": DOCUMENT[("cifar10" if classes == 10 else "cifar100", plus)][0],
+                         "ours": sum(m.document_parameters().values()),
+                         "trainable (h, g, BN, biases)": m.trainable_parameters()})
+    return tables.show(tables.compare(rows), digits=3, caption=tables.CODE + " (full-size models)")
+
+
+def speed_table(rec):
+    """Images/s, forward + backward at batch 50, and each model's speed relative to the widest plain CNN at
+    the same image size."""
+    import pandas as pd
+    from .. import tables
+    speed = pd.DataFrame(rec.metrics["rows"])
+    plain = speed[speed["model"].str.startswith("plain")]
+    widest = plain.loc[plain.groupby("image_px")["parameters"].idxmax()].set_index("image_px")["images_per_s"]
+    speed["speed / widest plain CNN at this size"] = speed["images_per_s"] / speed["image_px"].map(widest)
+    return tables.show(speed.rename(columns={"images_per_s": "images/s", "image_px": "image (px)"}), digits=3,
+                       caption=tables.caption(rec, f"batch 50, {rec.metrics.get('threads', '?')} thread(s)",
+                                              data="random tensors"))
+
+
+def speed_findings(rec) -> str:
+    from ..tables import format_value
+    rows = rec.metrics["rows"]
+    plains = [r for r in rows if r["model"].startswith("plain")]
+    parts = []
+    for r in rows:
+        if r["model"].startswith("plain"):
+            continue
+        same = [p for p in plains if p["image_px"] == r["image_px"]]
+        if not same:
+            continue
+        ref = max(same, key=lambda p: p["parameters"])
+        parts.append(f"{r['model']} ({r['image_px']} px, {r['parameters']:,} parameters) ran at "
+                     f"{format_value(r['images_per_s'], digits=3)} images/s against "
+                     f"{format_value(ref['images_per_s'], digits=3)} for the {ref['model']} "
+                     f"({ref['parameters']:,} parameters), {ref['images_per_s'] / r['images_per_s']:.1f} times slower")
+    return (f"**In the shown run** ({rec.profile}, one timed step each, {rec.metrics.get('threads', '?')} thread(s)): "
+            + ("; ".join(parts) or "no HCNN row") + ". The cost is the 4-D filter: each output of the full model reads "
+            "$9 \\times 7 \\times 11$ inputs per attribute position instead of $9 \\times 64$ per channel, and the "
+            "attribute axes multiply the number of outputs. The document notes the same limit (\"a technical "
+            "challenge\" for GPUs too).")
+
+
+def accuracy_table(records, dataset: str, classes: int, skipped: dict | None = None):
+    """C-T1 / C-T2: the document's accuracy and parameters beside ours, then the quoted peers. A run named in
+    `skipped` (see `chapter_records`) gets a row with its reason instead of numbers."""
+    from .. import tables
+    skipped = skipped or {}
+    rows, shown, reasons = [], [], []
+    for plus in (False, True):
+        name = f"{dataset}_hcnn" + ("_plus" if plus else "")
+        doc_params, doc_acc = DOCUMENT[(dataset, plus)]
+        row = {"model": "HCNN" + (" (+)" if plus else ""), "document": doc_acc, "ours": None, "unit": "%",
+               "document parameters": doc_params}
+        if name in skipped:
+            reasons.append(skipped[name])
+            rows.append({**row, "run": f"not run: {skipped[name]}"})
+            continue
+        rec = records[name]
+        shown.append(rec)
+        m = rec.metrics
+        rows.append({**row, "ours": m["test_accuracy"],
+                     "not_comparable": not tables.comparable(rec),
+                     "ours, full-size count": m["document_count_full_spec"],
+                     "trained model: count / trainable": f"{m['document_count']:,} / {m['trainable_parameters']:,}",
+                     "run": tables.run_label(rec)})
+    for peer, params, acc in QUOTED_PEERS[classes]:
+        rows.append({"model": peer + " (quoted)", "document": acc, "ours": None, "unit": "%",
+                     "document parameters": params, "run": "quoted from the document's table, not run here"})
+    parts = ([tables.caption(shown)] if shown else []) + (["not run here: " + "; ".join(dict.fromkeys(reasons))]
+                                                          if reasons else [])
+    caption = " · ".join(parts) or tables.caption(shown)
+    frame = tables.compare(rows)
+    digits = {c: 3 for c in ("document parameters", "ours, full-size count") if c in frame.columns}
+    return tables.show(frame, digits=digits, caption=caption)
+
+
+def losses_figure(records, names=("cifar10_hcnn", "cifar10_hcnn_plus", "cifar10_hcnn_q9", "cifar10_hcnn_q16")):
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 3.4), layout="constrained")
+    for name in names:
+        losses = records[name].arrays["losses"]
+        ax.plot(losses[:, 0], losses[:, 1], label=name)
+    ax.set(xlabel="step", ylabel="training loss")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def ct1_reading(records) -> str:
+    from ..data.cifar import is_standin
+    a, b = records["cifar10_hcnn"], records["cifar10_hcnn_plus"]
+    cfg = a.provenance.get("config", {})
+    steps, batch = a.metrics["steps"], cfg.get("batch_size", 50)
+    acc, acc_p = a.metrics["test_accuracy"], b.metrics["test_accuracy"]
+    doc, doc_p = DOCUMENT[("cifar10", False)][1], DOCUMENT[("cifar10", True)][1]
+    losses = a.arrays["losses"]
+    comparable = a.profile == "full" and not is_standin(a.metrics["data"])
+    text = (f"**Reading ({a.profile} run; {a.metrics['data']}).** The document reports {doc}% and {doc_p}% ((+)) on "
+            f"CIFAR-10 after 240 epochs. Ours: {acc:.2f}% and {acc_p:.2f}% ((+)) on {a.metrics['test_images']:,} test "
+            f"images after {steps:,} steps of batch {batch} ({steps * batch / 50_000:.2f} epochs). ")
+    text += ("These are comparable with the document's numbers. " if comparable else
+             f"These are not comparable with the document's numbers ({a.profile} run: K = {cfg.get('K')}, "
+             f"{cfg.get('image_px')} px, a fraction of one epoch); they show that the cascade trains end to end with "
+             "the document's loss and optimiser. ")
+    text += f"(+) is {'ahead of' if acc_p > acc else 'not ahead of'} the original here (the document has it ahead). "
+    text += (f"At lr {cfg.get('lr')} the logged training loss went from {losses[0, 1]:.3f} to {losses[-1, 1]:.3f} and "
+             + ("stayed finite (no divergence)." if np.isfinite(losses[:, 1]).all() else
+                "became non-finite: the run diverged."))
+    return text
+
+
+def q_runs(records) -> dict:
+    return {9: records["cifar10_hcnn_q9"], 16: records["cifar10_hcnn_q16"], 32: records["cifar10_hcnn"]}
+
+
+def q_table(records):
+    """C-Q: accuracy for Q = 9, 16, 32 and the relative gain from the previous Q, beside the document's gain."""
+    from .. import tables
+    qs = q_runs(records)
+    gains = {16: DOCUMENT_Q_GAIN[(9, 16)], 32: DOCUMENT_Q_GAIN[(16, 32)]}
+    rows, previous = [], None
+    for q, rec in qs.items():
+        acc = rec.metrics["test_accuracy"]
+        rows.append({"Q": q, "document": gains.get(q), "ours": None if previous is None else 100 * (acc - previous) / previous,
+                     "unit": "%", "not_comparable": not tables.comparable(rec),
+                     "our accuracy (%)": acc, "trainable parameters": rec.metrics["trainable_parameters"],
+                     "run": tables.run_label(rec)})
+        previous = acc
+    frame = tables.compare(rows).rename(columns={"document": "document: relative gain from the previous Q",
+                                                 "ours": "ours: relative gain"})
+    return tables.show(frame, caption=tables.caption(list(qs.values())))
+
+
+def cq_reading(records) -> str:
+    qs = q_runs(records)
+    acc = {q: r.metrics["test_accuracy"] for q, r in qs.items()}
+    g16, g32 = 100 * (acc[16] - acc[9]) / acc[9], 100 * (acc[32] - acc[16]) / acc[16]
+    n = qs[32].metrics["test_images"]
+    rising = acc[9] < acc[16] < acc[32]
+    return (f"**Reading ({qs[32].profile} runs; {qs[32].metrics['data']}).** Accuracy for Q = 9, 16, 32: {acc[9]:.2f}%, "
+            f"{acc[16]:.2f}%, {acc[32]:.2f}%; relative gains {g16:+.1f}% (document +{DOCUMENT_Q_GAIN[(9, 16)]}%) and "
+            f"{g32:+.1f}% (document +{DOCUMENT_Q_GAIN[(16, 32)]}%). "
+            + ("The accuracy rises with Q, as in the document. " if rising else
+               "The accuracy does not rise steadily with Q. ")
+            + f"With {n:,} test images one image is {100 / n:.2f} points, and a single seed per Q at this length cannot "
+            "resolve a 1-4% relative effect; a reduced or smoke run is not comparable with the document. Because the "
+            "folded layer's cost does not depend on Q, the three runs cost the same here; in the factorised form "
+            "Q = 32 would cost several times Q = 9.")
+
+
+def _show(img):
+    img = np.moveaxis(img, 0, -1)
+    return (img - img.min()) / (img.max() - img.min() + 1e-12)
+
+
+def translation_figure(rec):
+    """C-F3: two test queries of class 2, their smoothed invariant arrays at the last depth, and the nearest
+    training image (with its array) for each translation tau."""
+    import matplotlib.pyplot as plt
+    A, M = rec.arrays, rec.metrics
+    taus, d_last = M["taus"], len(M["depths"]) - 1
+    fig, axes = plt.subplots(4, len(taus) + 1, figsize=(1.7 * (len(taus) + 1), 7), squeeze=False,
+                             layout="constrained")
+    for k in range(2):
+        axes[2 * k, 0].imshow(_show(A["query_images"][k]))
+        axes[2 * k, 0].set_title(f"query (class {A['query_labels'][k]})", fontsize=7)
+        axes[2 * k + 1, 0].imshow(A["query_arrays_last"][k], cmap="gray")
+        axes[2 * k + 1, 0].set_title("its array", fontsize=7)
+        for t, tau in enumerate(taus):
+            axes[2 * k, t + 1].imshow(_show(A["match_images"][d_last, t, k]))
+            axes[2 * k, t + 1].set_title(f"tau={tau}: class {A['match_labels'][d_last, t, k]}", fontsize=7)
+            axes[2 * k + 1, t + 1].imshow(A["match_arrays_last"][k, t], cmap="gray")
+    for ax in axes.flat:
+        ax.set_xticks([]), ax.set_yticks([])
+    return fig
+
+
+def depth_figure(rec):
+    """C-F4: the first query, then its nearest training images for each tau, one row per depth j."""
+    import matplotlib.pyplot as plt
+    A, M = rec.arrays, rec.metrics
+    depths, taus = M["depths"], M["taus"]
+    fig, axes = plt.subplots(len(depths), len(taus) + 1, figsize=(1.4 * (len(taus) + 1), 1.4 * len(depths)),
+                             squeeze=False, layout="constrained")
+    for d, j in enumerate(depths):
+        axes[d, 0].imshow(_show(A["query_images"][0]))
+        axes[d, 0].set_ylabel(f"j={j}", rotation=0, ha="right", fontsize=8)
+        for t, tau in enumerate(taus):
+            axes[d, t + 1].imshow(_show(A["match_images"][d, t, 0]))
+            axes[d, t + 1].set_title(f"class {A['match_labels'][d, t, 0]}", fontsize=6)
+    for ax in axes.flat:
+        ax.set_xticks([]), ax.set_yticks([])
+    return fig
+
+
+def same_class_table(rec):
+    """C-F4 in numbers: how often the nearest training image has the query's class, per depth and tau (%)."""
+    import pandas as pd
+    from .. import tables
+    M = rec.metrics
+    rate = 100 * np.asarray(rec.arrays["same_class_rate"])          # [depth, tau = 0, 1, ...]
+    frame = pd.DataFrame(rate, columns=["tau=0 (no translation)"] + [f"tau={t}" for t in M["taus"]])
+    frame.insert(0, "depth j", M["depths"])
+    frame["chance"] = 100 * M["chance_same_class"]
+    return tables.show(frame, digits=3, caption=tables.caption(
+        rec, f"same-class rate (%) over {M['queries']} test queries, {M['bank_images']:,}-image bank"))
+
+
+def cf4_reading(rec) -> str:
+    A, M = rec.arrays, rec.metrics
+    depths, taus = M["depths"], M["taus"]
+    rate = np.asarray(A["same_class_rate"])
+    first, last = rate[0], rate[-1]
+    return (f"**Reading ({rec.profile} run; {M['data']}; {M['queries']} test queries, {M['bank_images']:,}-image "
+            f"bank).** At j = {depths[0]} the nearest image to a translated array has the query's class "
+            f"{100 * first[1:].min():.0f}-{100 * first[1:].max():.0f}% of the time (tau = 1 ... {taus[-1]}), against "
+            f"chance {100 * M['chance_same_class']:.0f}% and {100 * first[0]:.0f}% untranslated; at j = {depths[-1]} "
+            f"{100 * last[1:].min():.0f}-{100 * last[1:].max():.0f}% ({100 * last[0]:.0f}% untranslated). "
+            + ("Deep translations stay within the class more often than shallow ones, the document's reading of its "
+               "Figure 4. " if last[1:].mean() > first[1:].mean() else
+               "Deep translations do not stay within the class more often than shallow ones. ")
+            + "Caveats: the untranslated rate changes with depth too, the translated axis has only a few positions at "
+              "this width, and the document's claim is qualitative (single examples); a smoke run's numbers describe "
+              "a model of a few steps.")

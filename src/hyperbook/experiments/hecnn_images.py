@@ -195,6 +195,100 @@ def run(ctx, name: str):
     return ctx.run(name, config_for(name), train_experiment(name))
 
 
+# ----------------------------------------------------------------------------- the chapter's tables and findings
+# The document's Tables 3 and 4, as printed: (base, group, model, CIFAR-10, CIFAR-100, our variant or None for a
+# model quoted from another paper) and (model, STL-10, our variant or None).
+TABLE3 = [
+    ("residual", "R2", "CNN", 83.11, 47.99, "cnn"), ("residual", "Z4", "G-CNN", 83.73, 52.35, "z4_gcnn"),
+    ("residual", "Z4", "Partial equivariance (quoted)", 86.15, 53.91, None),
+    ("residual", "Z4", "HE-CNN", 85.99, 53.56, "z4_hecnn"), ("residual", "Z4", "HE-CNN-L", 83.92, 52.80, "z4_hecnn_l"),
+    ("residual", "D8", "G-CNN", 85.55, 55.55, "d8_gcnn"),
+    ("residual", "D8", "Partial equivariance (quoted)", 89.00, 57.26, None),
+    ("residual", "D8", "HE-CNN", 88.67, 56.95, "d8_hecnn"), ("residual", "D8", "HE-CNN-L", 86.34, 55.73, "d8_hecnn_l"),
+    ("laine13", "R2", "CNN", 91.21, 67.14, "cnn"), ("laine13", "Z4", "G-CNN", 89.73, 65.97, "z4_gcnn"),
+    ("laine13", "Z4", "Partial equivariance (quoted)", 92.28, 69.83, None),
+    ("laine13", "Z4", "HE-CNN", 91.95, 66.38, "z4_hecnn"), ("laine13", "Z4", "HE-CNN-L", 90.12, 66.14, "z4_hecnn_l"),
+    ("laine13", "D8", "G-CNN", 90.55, 67.70, "d8_gcnn"),
+    ("laine13", "D8", "Partial equivariance (quoted)", 91.99, 70.80, None),
+    ("laine13", "D8", "HE-CNN", 92.07, 68.89, "d8_hecnn"), ("laine13", "D8", "HE-CNN-L", 90.64, 68.11, "d8_hecnn_l")]
+TABLE4 = [("Base WRN16/8", 87.26, "cnn"), ("Z4-WRN16/8", 87.89, "z4_gcnn"), ("D8-WRN16/8", 88.87, "d8_gcnn"),
+          ("WRN16/8-{D8D4D1}, E(2)-steerable (quoted)", 90.20, None), ("Z4-HE-WRN16/8", 90.08, "z4_hecnn"),
+          ("Z4-HE-WRN16/8-L", 88.92, "z4_hecnn_l"), ("D8-HE-WRN16/8-L", 89.13, "d8_hecnn_l")]
+BASES = {"residual": "Residual network", "laine13": "13-layer CNN"}
+
+
+def _image_row(image_records, exp, doc, quoted: str, **lead):
+    from .. import tables
+    rec = image_records.get(exp) if exp else None
+    if rec is None:
+        return {**lead, "document": doc, "ours": None, "unit": "%", "parameters": None, "width": None,
+                "run": quoted}
+    return {**lead, "document": doc, "ours": rec.metrics["accuracy"], "unit": "%",
+            "not_comparable": not tables.comparable(rec), "parameters": rec.metrics["parameters"],
+            "width": config_for(exp)(rec.profile).width, "run": tables.run_label(rec)}
+
+
+def t3_table(image_records):
+    """E-T3: CIFAR-10 and CIFAR-100, the document's Table 3 beside ours (per row: the run and its data)."""
+    from .. import tables
+    rows = []
+    for base, group, model, c10, c100, variant in TABLE3:
+        for dataset, doc in (("CIFAR-10", c10), ("CIFAR-100", c100)):
+            exp = f"t3_{base}_{variant}_{dataset.replace('-', '').lower()}" if variant else None
+            rows.append(_image_row(image_records, exp, doc, "quoted (Romero & Lohit, 2022), not rerun",
+                                   base=BASES[base], group=group, model=model, dataset=dataset))
+    shown = [r for k, r in image_records.items() if k.startswith("t3_")]
+    return tables.show(tables.compare(rows), caption=tables.caption(shown))
+
+
+def t4_table(image_records):
+    """E-T4: STL-10, the document's Table 4 beside ours."""
+    from .. import tables
+    rows = [_image_row(image_records, f"t4_wrn16_8_{v}" if v else None, doc,
+                       "quoted (Weiler & Cesa, 2019), not rerun", model=model) for model, doc, v in TABLE4]
+    shown = [r for k, r in image_records.items() if k.startswith("t4_")]
+    return tables.show(tables.compare(rows), caption=tables.caption(shown))
+
+
+def full_size_table():
+    """Parameters of every colour-image model at the document's size (width 1), counted without training, and
+    the numbers a hypernetwork model generates per image."""
+    import pandas as pd
+    from .. import tables
+    from ..models.hecnn_backbones import generated_numbers
+    from ..models.hecnn_gcnn import count_only
+    rows = []
+    for arch in ("residual", "laine13", "wrn16_8"):
+        for variant in VARIANTS:
+            if "gcnn" in variant:     # e2cnn samples its filter bases on the CPU: build without initialising
+                with count_only():
+                    m = build_backbone(arch, variant, 10)
+            else:
+                with torch.device("meta"):
+                    m = build_backbone(arch, variant, 10)
+            rows.append({"network": arch, "variant": variant, "parameters": count_parameters(m),
+                         "generated per image": generated_numbers(m) if "hecnn" in variant else None})
+    return tables.show(pd.DataFrame(rows), caption="counted from the model objects at width 1, no training")
+
+
+def image_findings(image_records) -> list[str]:
+    """E-T3 / E-T4 in sentences: which cells ran on real data, which on a stand-in, and the ordering of ours."""
+    from .. import tables
+    real = [k for k, r in image_records.items() if not tables.data_of(r) or "stand-in" not in tables.data_of(r)]
+    profiles = sorted({r.profile for r in image_records.values()})
+    best = {}
+    for k, r in image_records.items():
+        arch, variant, dataset = RUNS[k]
+        best.setdefault((arch, dataset), []).append((r.metrics["accuracy"], variant))
+    order = "; ".join(f"{arch} on {dataset}: best {max(rows)[1]} {max(rows)[0]:.1f}%, worst {min(rows)[1]} "
+                      f"{min(rows)[0]:.1f}%" for (arch, dataset), rows in best.items())
+    return [f"* E-T3 / E-T4: {len(image_records)} runs shown ({', '.join(profiles)}), {len(real)} of them on the real "
+            f"dataset (the `run` column names each); the others on a labelled stand-in, not comparable with the "
+            f"document. Ours: {order}. "
+            + ("None of these runs is long enough to speak to the document's ranking after 200 epochs."
+               if "full" not in profiles else "")]
+
+
 def main(argv=None) -> None:
     """Train one or more experiments of RUNS: each full run takes hours on a GPU, so they are started one by one,
     e.g. `python -m hyperbook.experiments.hecnn_images t4_wrn16_8_z4_hecnn --profile full --device cuda`."""

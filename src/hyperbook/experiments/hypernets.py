@@ -473,3 +473,217 @@ def run_task(config: TaskConfig, ctx) -> tuple[dict, dict]:
 def run(ctx, experiment: str, overrides: dict | None = None):
     """Record (or load) one of RUNS in this context."""
     return ctx.run(experiment, config_for(experiment), run_task, overrides)
+
+
+# ----------------------------------------------------------------------------- the chapter's tables, figures, findings
+# The document's Table 1 (affine task, test MSE) and the run names the chapter groups its figures by.
+DOC_T1 = {"affine_simple": 0.049395, "affine_deep": 0.0138223, "affine_autoencoder": 0.0606265}
+T1_LABELS = {"affine_simple": "simple HyperNet", "affine_deep": "deep HyperNet",
+             "affine_autoencoder": "adversarial autoencoder (authors' baseline)",
+             "affine_plain_autoencoder": "plain autoencoder (ours, not in the document)"}
+ROTATION_RUNS = ("rotate_simple_discrete", "rotate_deep_discrete", "rotate_deep_all", "rotate_autoencoder_all")
+COMPENSATION_RUNS = ("compensate_deep", "compensate_autoencoder")
+OTHER_DIGITS = [d for d in range(10) if d not in RESTRICTED_DIGITS]
+
+
+def runs_table(records):
+    """The chapter's opening table: the run each experiment shows."""
+    from .. import tables
+    return tables.runs_table(records, {"batch": lambda r: r.provenance.get("config", {}).get("batch_size"),
+                                       "test digits": lambda r: r.metrics.get("test_images")})
+
+
+def gate_speed_table():
+    """The batched gated layer against a Python loop and a plain dense layer, measured now."""
+    import pandas as pd
+    from .. import tables
+    from ..bench import gated_dense_vs_loop
+    frame = pd.DataFrame([gated_dense_vs_loop(batch=64, n=200), gated_dense_vs_loop(batch=16, n=784)])
+    frame.columns = [c.replace("_ms", "").replace("_", " ") for c in frame.columns]
+    return tables.show(frame, units={"batched": "ms", "loop": "ms", "plain dense": "ms"}, digits=3,
+                       caption=tables.here())
+
+
+def panel_figure(rec, shown: str = "true"):
+    """A rotation panel: per digit a row of the target (`shown`: the true rotation, or the rotated input)
+    and a row of the model's output, one column per test angle."""
+    from ..plots import image_grid
+    panel = rec.arrays["panel"]                          # [digit, angle, (target, output), 28, 28]
+    n, a = panel.shape[:2]
+    rows = np.moveaxis(panel, 2, 1).reshape(n * 2 * a, *panel.shape[-2:])
+    return image_grid(rows, 2 * n, a, col_labels=[f"{int(x)}°" for x in rec.arrays["panel_angles"]],
+                      row_labels=[f"{d}: {kind}" for d in rec.arrays["panel_digits"] for kind in (shown, "output")],
+                      scale=0.75)
+
+
+def letters_figure(records, runs=("rotate_simple_discrete", "rotate_deep_discrete")):
+    """H-F4: the outputs of the digit-trained models for letters, one row per (model, letter)."""
+    from ..plots import image_grid
+    outs = [records[r].arrays["letters_panel"][:, :, 1] for r in runs]     # [letter, angle, 28, 28] each
+    n, a = outs[0].shape[:2]
+    labels = [f"{r.split('_')[1]}, letter {k + 1}" for r in runs for k in range(n)]
+    return image_grid(np.concatenate(outs).reshape(len(runs) * n * a, *outs[0].shape[-2:]), len(runs) * n, a,
+                      col_labels=[f"{int(x)}°" for x in records[runs[0]].arrays["panel_angles"]],
+                      row_labels=labels, scale=0.75)
+
+
+def loss_curves_figure(records, runs, highlight=RESTRICTED_DIGITS, xlabel="test angle (degrees)"):
+    """Test MSE per digit against the angle, one panel per run (two per row); the band is the angle range
+    the restricted digits were trained on."""
+    import matplotlib.pyplot as plt
+    cols = min(2, len(runs))
+    fig, axes = plt.subplots(-(-len(runs) // cols), cols, figsize=(5 * cols, 3.2 * -(-len(runs) // cols)),
+                             sharey=True, squeeze=False, layout="constrained")
+    colours = plt.cm.tab10(np.arange(10))
+    for ax, run in zip(axes.flat, runs):
+        rec = records[run]
+        for d in range(10):
+            ax.plot(rec.arrays["angles"], rec.arrays["per_digit_angle_loss"][d], color=colours[d],
+                    lw=2.2 if d in highlight else 0.9, label=str(d))
+        ax.axvspan(-45, 45, color="0.9", zorder=0)
+        ax.set_title(f"{run} ({rec.profile} run)", fontsize=9)
+        ax.set_xlabel(xlabel)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("test MSE")
+    axes.flat[cols - 1].legend(ncol=2, fontsize=7, title="digit")
+    return fig
+
+
+def extrapolation_frame(records, runs=ROTATION_RUNS):
+    """H-F7's criterion: test MSE of the restricted digits (4, 9) at angles they never saw, of the other
+    digits at the same angles, their ratio, and the mean over everything; then the trivial outputs of the
+    last run's test images (blank, unrotated input, per-digit mean), which learn nothing."""
+    import pandas as pd
+    from .. import tables
+    rows = []
+
+    def row(name, loss, angles, run):
+        outside = np.abs(angles) > 45
+        restricted = loss[list(RESTRICTED_DIGITS)][:, outside].mean()
+        others = loss[OTHER_DIGITS][:, outside].mean()
+        return {"model": name, "4, 9 outside their range": restricted, "other digits, same angles": others,
+                "ratio (4, 9) / others": restricted / others, "all digits, all angles": loss.mean(), "run": run}
+
+    for run in runs:
+        rec = records[run]
+        rows.append(row(run, rec.arrays["per_digit_angle_loss"], rec.arrays["angles"], tables.run_label(rec)))
+    last = records[runs[-1]]
+    for b, label in enumerate(last.metrics["baselines"]):
+        rows.append(row(f"baseline: {label}", last.arrays["baseline_angle_loss"][b], last.arrays["angles"],
+                        "no training"))
+    return pd.DataFrame(rows)
+
+
+def extrapolation_table(records, runs=ROTATION_RUNS):
+    from .. import tables
+    return tables.show(extrapolation_frame(records, runs), units={
+        "4, 9 outside their range": "MSE", "other digits, same angles": "MSE", "all digits, all angles": "MSE"},
+        caption=tables.caption([records[r] for r in runs]))
+
+
+def affine_figure(rec):
+    """H-F8 / H-F9: rows input, target, output for training digits, then for test digits."""
+    from ..plots import image_grid
+    parts = [rec.arrays[key][:, :, 0] for key in ("train_panel", "test_panel")]   # [sample, 3, 28, 28]
+    n = parts[0].shape[0]
+    rows = np.concatenate([np.moveaxis(p, 1, 0) for p in parts])                  # [6, sample, 28, 28]
+    return image_grid(rows.reshape(6 * n, *rows.shape[-2:]), 6, n, scale=0.75,
+                      row_labels=[f"{s}: {k}" for s in ("training", "test") for k in ("input", "target", "output")])
+
+
+def t1_table(records):
+    """H-T1: the document's affine test MSE beside ours, then the trivial outputs on the same test digits."""
+    from .. import tables
+    rows = []
+    for run, label in T1_LABELS.items():
+        rec = records[run]
+        ours, doc = rec.metrics["test_mse"], DOC_T1.get(run)
+        rows.append({"model": label, "document": doc, "ours": ours,
+                     "ours / document": ours / doc if doc else None, "test digits": rec.metrics["test_images"],
+                     "run": tables.run_label(rec), "not_comparable": not tables.comparable(rec)})
+    base = records["affine_deep"].metrics
+    rows += [{"model": f"baseline: {b}", "document": None, "ours": v, "ours / document": None,
+              "test digits": base["test_images"], "run": "no training"}
+             for b, v in zip(base["baselines"], base["baseline_mse"])]
+    return tables.show(tables.compare(rows), digits=3, caption=tables.caption([records[r] for r in T1_LABELS]))
+
+
+def training_curves_figure(records):
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(8, 3.8), layout="constrained")
+    for name, rec in records.items():
+        curve = rec.arrays["loss_curve"]
+        ax.plot(curve[:, 0], curve[:, 1], label=name, lw=1)
+    ax.set(yscale="log", xscale="log", xlabel="step", ylabel="training MSE")
+    ax.legend(fontsize=6, ncol=2)
+    return fig
+
+
+def findings(records) -> list[str]:
+    """The chapter's findings, as sentences computed from the runs shown (Markdown lines)."""
+    from .. import tables
+    lines = []
+    profiles = sorted({r.profile for r in records.values()})
+    lines.append(f"*Runs shown: {', '.join(profiles)}.*"
+                 + (" Smoke runs: not comparable with the document." if "smoke" in profiles else ""))
+    ours = {run: records[run].metrics["test_mse"] for run in DOC_T1}
+    order_doc, order_ours = sorted(DOC_T1, key=DOC_T1.get), sorted(ours, key=ours.get)
+    names = {"affine_simple": "simple", "affine_deep": "deep", "affine_autoencoder": "adversarial autoencoder"}
+    ratio = {r: ours[r] / DOC_T1[r] for r in DOC_T1}
+    furthest = max(ratio, key=ratio.get)
+    base = records["affine_deep"].metrics
+    lines.append(f"- **H-T1.** Document's order of affine losses: {' < '.join(names[r] for r in order_doc)}; "
+                 f"ours: {' < '.join(names[r] for r in order_ours)} "
+                 f"({'agrees' if order_doc == order_ours else 'does not agree'}). Our losses are "
+                 + ", ".join(f"{names[r]} {ours[r]:.4f} ({ratio[r]:.1f}x the document's)" for r in DOC_T1)
+                 + f"; as a ratio the {names[furthest]} model is furthest from the document. Trivial outputs on the "
+                 "same digits: " + ", ".join(f"{b} {v:.4f}" for b, v in zip(base["baselines"], base["baseline_mse"]))
+                 + ".")
+    ext = extrapolation_frame(records, ROTATION_RUNS).set_index("model")
+    ratio_ext = ext["ratio (4, 9) / others"]
+    trivial = [m for m in ext.index if m.startswith("baseline")]
+    best_trivial = min(ext.loc[m, "all digits, all angles"] for m in trivial)
+    beating = [r for r in ROTATION_RUNS if ext.loc[r, "all digits, all angles"] < best_trivial]
+    supported = max(ratio_ext[r] for r in ROTATION_RUNS[:3]) < ratio_ext[ROTATION_RUNS[3]]
+    lines.append("- **H-F7, extrapolation to 4 and 9.** Loss of digits 4 and 9 at angles they never saw, over the "
+                 "loss of the other digits at the same angles (1 = extrapolates as well as it interpolates): "
+                 + ", ".join(f"{m} {v:.2f}" for m, v in ratio_ext.items()) + ". The document claims the HyperNets "
+                 "extrapolate and the autoencoder does not: " + ("our runs support this" if supported else
+                                                                 "our runs do not show this")
+                 + ". The criterion is weak: the trivial outputs, which learn nothing, score between "
+                 f"{min(ratio_ext[m] for m in trivial):.2f} and {max(ratio_ext[m] for m in trivial):.2f} on it. "
+                 "Models whose mean loss beats every trivial output: " + (", ".join(beating) or "none") + ".")
+    comp = extrapolation_frame(records, COMPENSATION_RUNS).set_index("model")["all digits, all angles"]
+    lines.append("- **H-F10/H-F11, compensation.** Mean test MSE over all angles: HyperNet "
+                 f"{comp['compensate_deep']:.4f}, adversarial autoencoder {comp['compensate_autoencoder']:.4f} ("
+                 + ("the HyperNet is better" if comp["compensate_deep"] < comp["compensate_autoencoder"] else
+                    "the autoencoder is as good or better") + ").")
+    rec = records["compensate_deep"]
+    m = rec.metrics
+    if "six_nine_output" in rec.arrays:
+        upside = np.abs(np.abs(rec.arrays["angles"]) - 180) <= 30
+        parts = []
+        for run, label in (("compensate_deep", "HyperNet"), ("compensate_autoencoder", "adversarial autoencoder")):
+            out = records[run].arrays["six_nine_output"][:, upside].mean(1)     # [true 6, true 9] x (own, other, else)
+            parts.append(f"{label}: a 6 restored as a 9 {100 * out[0, 1]:.0f}% of the time, a 9 as a 6 "
+                         f"{100 * out[1, 1]:.0f}%, each read as itself {100 * out[0, 0]:.0f}% / {100 * out[1, 0]:.0f}%")
+        inp = rec.arrays["six_nine_input"][:, upside].mean(1)
+        lines.append(f"- **6 and 9.** A small MNIST classifier ({m['classifier_steps']} steps; "
+                     f"{100 * m['classifier_test_accuracy']:.1f}% on the {m['classifier_test_images']:,} upright test "
+                     f"digits) reads the outputs for 6s and 9s turned by 150-210 degrees ({int(upside.sum())} test "
+                     f"angles, {m['test_images'] // 10} digits each). " + "; ".join(parts)
+                     + f". The rotated inputs themselves are read as the other digit {100 * inp[0, 1]:.0f}% (6) and "
+                     f"{100 * inp[1, 1]:.0f}% (9) of the time. (9 was trained on [-45, 45] degrees only, so part of "
+                     "its error is extrapolation.)")
+    lines.append("")
+    lines.append(f"*{tables.caption(records)}*")
+    return lines
+
+
+def parameter_table(layers: dict):
+    """Parameters of each model, from its layer table (`plots.layer_table`)."""
+    import pandas as pd
+    from .. import tables
+    return tables.show(pd.DataFrame({"model": list(layers), "parameters": [int(t["parameters"].sum())
+                                                                           for t in layers.values()]}),
+                       caption=tables.CODE)

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from ..profiles import unknown_training_profile
 from ..data.cifar import is_standin, load_cifar_or_standin
+from ..data.transforms import random_crop_flip
 from ..errors import UnknownChoiceError
 from ..models.irevnet import IRevNet, build, parameter_count, relative_error
 from ..results import config_hash
@@ -63,17 +64,6 @@ def _cifar_cached(data_dir: str, train: bool, device: str, allow_standin: bool):
     images, labels, source = load_cifar_or_standin(data_dir, 10, train=train, device=device,
                                                    allow_standin=allow_standin)
     return images.float().div(255.0), labels, source
-
-
-def crop_flip(x: torch.Tensor, g: torch.Generator, pad: int = 4) -> torch.Tensor:
-    """The authors' CIFAR augmentation: zero-pad by `pad`, random crop back, random horizontal flip (per image)."""
-    n, _, h, w = x.shape
-    xp = F.pad(x, (pad, pad, pad, pad))
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=g).tolist()
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=g).tolist()
-    flip = (torch.rand(n, generator=g) < 0.5).tolist()
-    out = torch.stack([xp[k, :, dy[k]:dy[k] + h, dx[k]:dx[k] + w] for k in range(n)])
-    return torch.where(torch.tensor(flip, device=x.device)[:, None, None, None], out.flip(-1), out)
 
 
 def lr_schedule(steps: int):
@@ -322,7 +312,7 @@ def run_train(config: TrainConfig, ctx) -> tuple[dict, dict]:
     def batch_fn(step):
         g = step_generator(config.seed, step)
         idx = torch.randint(len(train_x), (config.batch_size,), generator=g).to(device)
-        return crop_flip(train_x[idx], g), train_y[idx]
+        return random_crop_flip(train_x[idx], g), train_y[idx]
 
     def loss_fn(m, batch):
         return F.cross_entropy(m(batch[0]), batch[1])
@@ -460,3 +450,305 @@ def run(ctx, experiment: str, overrides: dict | None = None):
 def run_all(ctx) -> dict:
     return {name: run(ctx, name) for name in EXPERIMENTS}
 
+
+
+# ----------------------------------------------------------------------------- the chapter's tables, figures, findings
+def runs_table(records):
+    from .. import tables
+    return tables.runs_table(records, {"data": lambda r: tables.data_of(r) or "random tensors (memory probe)",
+                                       "blocks per stage": lambda r: "-".join(map(str, r.metrics["blocks"]))
+                                       if isinstance(r.metrics.get("blocks"), list) else r.metrics.get("blocks")})
+
+
+def _describe(module) -> list[str]:
+    names = {"Conv2d": lambda m: f"conv {m.kernel_size[0]}x{m.kernel_size[1]} {m.in_channels}->{m.out_channels}"
+                                  + (f" /{m.stride[0]}" if m.stride[0] > 1 else ""),
+             "BatchNorm2d": lambda m: "BN", "ReLU": lambda m: "ReLU", "Dropout": lambda m: f"dropout {m.p}"}
+    return [names[type(m).__name__](m) for m in module]
+
+
+def _draw_block(block, ax, inverse=False):
+    """Two lanes, the F box listing the block's modules, S (or S^-1) boxes with the block's stride."""
+    import matplotlib.pyplot as plt
+    s = block.stride
+    ax.set_xlim(0, 10), ax.set_ylim(0, 10), ax.axis("off")
+
+    def box(x, y, w, h, text, c):
+        ax.add_patch(plt.Rectangle((x, y), w, h, fc=c, ec="#335"))
+        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=7)
+
+    def arrow(a, b):
+        ax.annotate("", xy=b, xytext=a, arrowprops=dict(arrowstyle="->", color="#335"))
+
+    S = f"S^-1 (x{s})" if inverse else f"S (space-to-depth x{s})" if s > 1 else "S = identity"
+    top, bottom = ((r"$\tilde x_{j+1}$", r"$x_{j+1}$"), (r"$x_j$", r"$\tilde x_j$")) if inverse else \
+        ((r"$x_j$", r"$\tilde x_j$"), (r"$\tilde x_{j+1}$", r"$x_{j+1}$"))
+    ax.text(1.5, 9.5, top[0], ha="center"), ax.text(8.5, 9.5, top[1], ha="center")
+    ax.text(1.5, 0.3, bottom[0], ha="center"), ax.text(8.5, 0.3, bottom[1], ha="center")
+    box(3.2, 5.2, 3.6, 1.6, "-F" if inverse else "F", "#f6d7a7")
+    ax.text(1.5, 6.0, r"$\oplus$", ha="center", va="center", fontsize=14)
+    arrow((8.5, 6.0), (6.8, 6.0)), arrow((3.2, 6.0), (1.9, 6.0))
+    if inverse:
+        box(0.3, 8.0, 2.4, 1.0, S, "#dbe8f6"), box(7.3, 8.0, 2.4, 1.0, S, "#dbe8f6")
+        arrow((8.5, 8.0), (8.5, 1.0)), arrow((1.5, 8.0), (1.5, 6.4)), arrow((1.5, 5.6), (1.5, 1.0))
+        ax.set_title("inverse block: $\\tilde x_j = S^{-1}x_{j+1},\\ x_j = S^{-1}(\\tilde x_{j+1} - F\\tilde x_j)$",
+                     fontsize=8)
+    else:
+        box(0.3, 1.0, 2.4, 1.0, S, "#dbe8f6"), box(7.3, 1.0, 2.4, 1.0, S, "#dbe8f6")
+        arrow((8.5, 9.2), (8.5, 2.0)), arrow((1.5, 9.2), (1.5, 6.4)), arrow((1.5, 5.6), (1.5, 2.0))
+        ax.set_title("forward block: $(x_j, \\tilde x_j) \\to (S\\tilde x_j,\\ Sx_j + F\\tilde x_j)$", fontsize=8)
+    ax.text(5.0, 4.4, "\n".join(_describe(block.F)), ha="center", va="top", fontsize=6, color="#633")
+
+
+def block_figure(name: str = BIJECTIVE):
+    """I-F16: a down-sampling block of model `name` and its inverse, drawn from the block object."""
+    import matplotlib.pyplot as plt
+    block = next(b for b in build(name).blocks if b.stride == 2)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6), layout="constrained")
+    _draw_block(block, axes[0]), _draw_block(block, axes[1], inverse=True)
+    return fig
+
+
+def cascade_table(names=(BIJECTIVE, "cifar_a"), blocks=REDUCED_BLOCKS):
+    """The cascade read off the model objects by a forward pass: S~, each block's output pair, its parameters
+    (at `blocks` per stage, the depth of the reduced runs)."""
+    import pandas as pd
+    from .. import tables
+    rows = []
+    for name in names:
+        m = build(name, blocks=blocks).eval()
+        with torch.no_grad():
+            feats = m.features_at_depths(torch.zeros(1, m.spec.in_channels, 32, 32))
+        rows.append({"model": name, "depth": 0, "module": f"S~ (x{m.spec.init_block}, +{m.splitter.pad} zero channels)",
+                     "pair shape": f"2 x {feats[0].shape[1] // 2} x {feats[0].shape[2]} x {feats[0].shape[3]}",
+                     "coefficients": feats[0].numel(), "parameters": 0})
+        for j, (b, f) in enumerate(zip(m.blocks, feats[1:]), 1):
+            rows.append({"model": name, "depth": j, "module": f"block, stride {b.stride}",
+                         "pair shape": f"2 x {f.shape[1] // 2} x {f.shape[2]} x {f.shape[3]}",
+                         "coefficients": f.numel(), "parameters": parameter_count(b)})
+    return tables.show(pd.DataFrame(rows), caption=tables.CODE + f" ({'-'.join(map(str, blocks))} blocks per stage)")
+
+
+def space_to_depth_figure():
+    """I-F17: a 4x4 labelled input and the four 2x2 channels SpaceToDepth(2) returns for it."""
+    import matplotlib.pyplot as plt
+    from ..models.irevnet import SpaceToDepth
+    grid = torch.arange(16.0).reshape(1, 1, 4, 4)
+    out = SpaceToDepth(2)(grid)
+    label = lambda v: f"{int(v) // 4},{int(v) % 4}"
+    colours = plt.cm.Pastel1(np.arange(4))
+    fig, axes = plt.subplots(1, 5, figsize=(10, 2.6), gridspec_kw={"width_ratios": [2, 1, 1, 1, 1]},
+                             layout="constrained")
+    for (r, c), v in np.ndenumerate(grid[0, 0].numpy()):
+        axes[0].add_patch(plt.Rectangle((c, 3 - r), 1, 1, fc=colours[(r % 2) * 2 + c % 2], ec="k"))
+        axes[0].text(c + 0.5, 3.5 - r, label(v), ha="center", va="center", fontsize=9)
+    axes[0].set_title("input: 1 channel, 4x4 (row,col)", fontsize=8)
+    for k in range(4):
+        for (r, c), v in np.ndenumerate(out[0, k].numpy()):
+            axes[k + 1].add_patch(plt.Rectangle((c, 1 - r), 1, 1, fc=colours[k], ec="k"))
+            axes[k + 1].text(c + 0.5, 1.5 - r, label(v), ha="center", va="center", fontsize=9)
+        axes[k + 1].set_title(f"output channel {k}", fontsize=8)
+    for ax in axes:
+        ax.set_aspect("equal"), ax.axis("off"), ax.autoscale_view()
+    return fig
+
+
+def _kernel_333_count(name: str) -> int:
+    from dataclasses import replace
+    from ..models.irevnet import SPECS
+    with torch.device("meta"):
+        return parameter_count(IRevNet(replace(SPECS[name], kernels=(3, 3, 3))))
+
+
+def configurations_table():
+    """Every configuration's blocks, strides, channels, S~ and parameters (ours, and with the authors' code's
+    3-3-3 kernels), counted on the meta device, beside the thesis's Table 9 count."""
+    import pandas as pd
+    from .. import tables
+    from ..models.irevnet import BASELINES, SPECS, parameter_count_of
+    thesis = {"imagenet_a": THESIS_T9["cifar_a"][1], "imagenet_b": THESIS_T9["cifar_b"][1]}
+    rows = [{"configuration": name, "kernels": "-".join(map(str, spec.kernels)), "blocks": "-".join(map(str, spec.blocks)),
+             "channels/half": "-".join(map(str, spec.channels)),
+             "S~": f"x{spec.init_block}, +{spec.start_channels - spec.in_channels * spec.init_block ** 2} zeros",
+             "bijective": spec.start_channels == spec.in_channels * spec.init_block ** 2,
+             "parameters (ours)": parameter_count_of(name), "with 3-3-3 kernels (authors' code)": _kernel_333_count(name),
+             "thesis": thesis.get(name)} for name, spec in SPECS.items()]
+    rows += [{"configuration": name, "kernels": "-".join(map(str, spec.kernels)), "blocks": "-".join(map(str, spec.blocks)),
+              "bijective": False, "parameters (ours)": parameter_count_of(name)} for name, spec in BASELINES.items()]
+    return tables.show(pd.DataFrame(rows), caption=tables.CODE + " (counted on the meta device)")
+
+
+def parameter_reading() -> str:
+    """How the one reading of the bottleneck (the text's 1-3-1 kernels) compares with Table 9's counts."""
+    from ..models.irevnet import parameter_count_of
+    a, b = parameter_count_of("imagenet_a"), parameter_count_of("imagenet_b")
+    a3, b3 = _kernel_333_count("imagenet_a"), _kernel_333_count("imagenet_b")
+    return (f"With the text's 1-3-1 kernels (b) has {b / 1e6:.1f}M parameters (thesis: 29M) and (a) {a / 1e6:.1f}M "
+            f"(thesis: 181M, {a / 181e6:.2f} of it); the authors' 3-3-3 kernels would give (a) {a3 / 1e6:.0f}M and (b) "
+            f"{b3 / 1e6:.0f}M ({b3 / 29e6:.1f} times the thesis's 29M). No single reading reproduces both numbers; we "
+            "keep the text's for every model.")
+
+
+def memory_table(mem):
+    """Saved activation bytes and peak resident memory growth of one training step, plain and memory-saving."""
+    import pandas as pd
+    from .. import tables
+    mib = 2 ** 20
+    rows = []
+    for r in mem.metrics["rows"]:
+        row = {"model": r["model"], "batch": r["batch"], "input": r["input"],
+               "saved, plain": r["saved_bytes_plain"] / mib, "saved, memory-saving": r["saved_bytes_saving"] / mib,
+               "saved ratio": r["saved_bytes_plain"] / max(r["saved_bytes_saving"], 1)}
+        if "peak_rss_growth_bytes_plain" in r:
+            row.update({"peak growth, plain": r["peak_rss_growth_bytes_plain"] / mib,
+                        "peak growth, memory-saving": r["peak_rss_growth_bytes_saving"] / mib,
+                        "step time ratio (saving / plain)": r["step_s_saving"] / r["step_s_plain"]})
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    units = {c: "MiB" for c in frame.columns if c.startswith(("saved,", "peak growth"))}
+    return tables.show(frame, units=units, digits=3, caption=tables.caption(mem, data="random tensors"))
+
+
+def t9_table(runs):
+    """I-T9: the thesis's ImageNet top-1 errors beside our test errors on the stand-in (never compared), and
+    each model's gap to the ResNet, the thesis's beside ours."""
+    from .. import tables
+    base = runs[RESNET].metrics["test_error_pct"]
+    rows = []
+    for m in MODELS:
+        r = runs[m]
+        doc_err, doc_params = THESIS_T9[m]
+        rows.append({"architecture": LABELS[m], "document": doc_err, "ours": r.metrics["test_error_pct"], "unit": "%",
+                     "not_comparable": True, "gap to ResNet, thesis": doc_err - THESIS_T9[RESNET][0],
+                     "gap to ResNet, ours": r.metrics["test_error_pct"] - base, "thesis parameters": doc_params,
+                     "our parameters": r.metrics["parameters"], "run": tables.run_label(r)})
+    frame = tables.compare(rows).rename(columns={"document": "thesis top-1 error (ImageNet)",
+                                                 "ours": "our test error (stand-in)"})
+    return tables.show(frame, digits=3, caption=tables.caption(list(runs.values())))
+
+
+def loss_figure(runs):
+    """I-F18: the logged training loss of every model."""
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.5, 3.6), layout="constrained")
+    for m in MODELS:
+        curve = runs[m].arrays["loss_curve"]
+        ax.plot(curve[:, 0], curve[:, 1], label=LABELS[m], lw=2 if m in (BIJECTIVE, RESNET) else 1)
+    ax.set(yscale="log", xlabel="iteration", ylabel="training cross-entropy")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def e1_shown_table(runs):
+    """I-E1: the inverse's round-off on noise and validation images, trained and untrained, float32 and 64."""
+    import pandas as pd
+    from .. import tables
+    rows = []
+    for m in ("cifar_a", BIJECTIVE):
+        for state in ("untrained", "trained"):
+            e = runs[m].metrics[f"e1_{state}"]
+            for dtype in ("float32", "float64"):
+                for images in ("noise", "validation"):
+                    ours = e[f"{images}_{dtype}"]
+                    rows.append({"model": LABELS[m], "state": state, "dtype": dtype, "images": images,
+                                 "thesis": THESIS_E1[images], "ours": ours, "ours / thesis": ours / THESIS_E1[images],
+                                 "worst sample": e.get(f"{images}_{dtype}_max")})
+    return tables.show(pd.DataFrame(rows), digits=2, caption=tables.caption([runs["cifar_a"], runs[BIJECTIVE]]))
+
+
+def jacobian_figure(rb):
+    """I-F19: normalised, sorted singular values of the Jacobian of the trained (b) and of the untrained one."""
+    import matplotlib.pyplot as plt
+    sv, sv0 = rb.arrays["jacobian_sv"], rb.arrays["jacobian_sv_untrained"]
+    fig, ax = plt.subplots(figsize=(6.5, 3.4), layout="constrained")
+    for k, s in enumerate(sv):
+        ax.plot(np.arange(1, len(s) + 1), s, color="C0", lw=1.5, label="trained (b)" if k == 0 else None)
+    ax.plot(np.arange(1, len(sv0) + 1), sv0, color="C1", lw=1, ls="--", label="untrained (b)")
+    ax.set(yscale="log", xlabel="index (sorted)", ylabel="singular value / largest")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def jacobian_table(rb):
+    import pandas as pd
+    from .. import tables
+    j = rb.metrics["jacobian"]
+    dim = j["dimension"]
+    rows = [{"quantity": f"energy in the first {k:,} of {THESIS_DIM:,} ({100 * k / THESIS_DIM:.2g}%), ours: the first "
+                         f"{max(1, round(k / THESIS_DIM * dim)):,} of {dim:,}", "thesis": share,
+             "ours": j["energy_at_thesis_fractions"][str(k)], "unit": "share"} for k, share in THESIS_ENERGY.items()]
+    rows += [{"quantity": "values needed for 80% / 97% of the energy", "thesis": "about 10^3 / 10^4 of 150,528",
+              "ours": f"{j['k_for_80pct']:,} / {j['k_for_97pct']:,} of {dim:,}"},
+             {"quantity": "condition number (largest / smallest)", "thesis": None, "ours": j["condition_number"]}]
+    frame = pd.DataFrame(rows).drop(columns="unit")
+    return tables.show(frame, digits=3, caption=tables.caption(rb))
+
+
+def interpolation_figure(rb):
+    """I-F20: per pair, the feature-space line (upper row) and the pixel-space line (lower row), t = 1 to 0."""
+    from ..plots import image_grid
+    interp = rb.arrays["interpolation"]                      # [pairs, (feature, pixel), steps, (3,) 32, 32]
+    pairs, _, steps = interp.shape[:3]
+    return image_grid(interp.reshape(-1, *interp.shape[3:]).clip(0, 1), 2 * pairs, steps, vmin=0, vmax=1, scale=1.0,
+                      row_labels=[f"pair {p + 1}: {'features' if k == 0 else 'pixels'}" for p in range(pairs)
+                                  for k in range(2)], col_labels=[f"t={t:.2f}" for t in np.linspace(1, 0, steps)])
+
+
+def depth_probe_figure(runs):
+    """I-F21: linear-SVM and 1-NN accuracy on the averaged features at every depth, ResNet and i-RevNet (b)."""
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True, layout="constrained")
+    for ax, m in zip(axes, (RESNET, BIJECTIVE)):
+        d = runs[m].arrays["depth_probe"]
+        ax.plot(d[:, 0], "o-", label="linear SVM"), ax.plot(d[:, 1], "s-", label="1-NN")
+        ax.axhline(runs[m].metrics["test_accuracy"], color="gray", ls=":", label="the network's own classifier")
+        ax.set_xlabel("depth j (0 = after S~ / stem)"), ax.set_title(LABELS[m], fontsize=9)
+        for j, dim in enumerate(d[:, 2]):
+            ax.annotate(f"{int(dim)}", (j, d[j, 0]), textcoords="offset points", xytext=(0, 5), fontsize=6, ha="center")
+    axes[0].set_ylabel("test accuracy"), axes[1].legend(fontsize=8)
+    return fig
+
+
+def pca_figure(rb):
+    import matplotlib.pyplot as plt
+    p = rb.arrays["pca_probe"]
+    fig, ax = plt.subplots(figsize=(6, 3.3), layout="constrained")
+    ax.plot(p[:, 0], p[:, 1], "o-", label="linear SVM"), ax.plot(p[:, 0], p[:, 2], "s-", label="1-NN")
+    ax.set_xscale("log", base=2)
+    ax.set(xlabel="principal components d", ylabel="test accuracy")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def pca_table(rb):
+    import pandas as pd
+    from .. import tables
+    p = rb.arrays["pca_probe"]
+    return tables.show(pd.DataFrame({"d": p[:, 0].astype(int), "linear SVM": p[:, 1], "1-NN": p[:, 2]}), digits=3,
+                       caption=tables.caption(rb))
+
+
+def findings(records) -> list[str]:
+    """What agrees with the thesis and what does not, computed from the records shown."""
+    from .. import tables
+    runs = {m: records[f"train_{m}"] for m in MODELS}
+    errs = {m: r.metrics["test_error_pct"] for m, r in runs.items()}
+    ours_order = sorted(MODELS, key=errs.get)
+    thesis_order = sorted(MODELS, key=lambda m: THESIS_T9[m][0])
+    data = sorted({tables.data_of(r) for r in runs.values()})
+    blocks = sorted({"-".join(map(str, r.metrics["blocks"])) if isinstance(r.metrics.get("blocks"), list)
+                     else str(r.metrics.get("blocks")) for r in runs.values()})
+    steps = {m: r.metrics.get("steps") for m, r in runs.items()}
+    rb = runs[BIJECTIVE].metrics
+    e1 = rb.get("e1_trained", {})
+    return [f"**Data and depth.** The trained models ran on {'; '.join(data)} ({', '.join(sorted({r.profile for r in runs.values()}))} "
+            f"runs; blocks per stage {', '.join(blocks)}; steps " + ", ".join(f"{LABELS[m]} {s}" for m, s in steps.items())
+            + "). These are not ImageNet, so no trained number here is set against the thesis's.", "",
+            "**Architecture and parameters (Table 9, right column).** " + parameter_reading(), "",
+            "**I-T9 ordering.** Test error, best first: ours " + " < ".join(f"{LABELS[m]} {errs[m]:.1f}%" for m in ours_order)
+            + "; the thesis (ImageNet top-1): " + " < ".join(f"{LABELS[m]} {THESIS_T9[m][0]}%" for m in thesis_order)
+            + (". The orders agree." if ours_order == thesis_order else ". The orders differ.")
+            + " With one seed and a few hundred steps, gaps of a fraction of a point are within run-to-run noise.", "",
+            f"**I-E1.** The trained (b) inverts noise with a mean relative error of "
+            f"{e1.get('noise_float32', float('nan')):.1e} in float32 (thesis: {THESIS_E1['noise']:.0e}) and validation "
+            f"images with {e1.get('validation_float32', float('nan')):.1e} (thesis: {THESIS_E1['validation']:.0e})."]

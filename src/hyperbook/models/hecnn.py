@@ -101,6 +101,9 @@ def regular_p4cnn(channels: int = 20):
 SMALL_GENERATOR = ((1, 16, 2, 1), (16, 16, 3, 2))   # (cin, cout, k, stride): "2 conv layers, 16 channels";
 # stride 2 only where (size - k) is even, so that the sampling grid is symmetric under turns (28 -> 27 -> 13)
 REGULAR_GENERATOR = ((1, 16, 3, 2), (16, 32, 3, 2), (32, 32, 4, 1))   # C.3: [16, 32, 32], [3, 3, 4], [2, 2, 1]
+# The generator's four turned copies of each image as one pass over the unturned batch with turned filters
+# (`NEPGenerator.turned`); False gives the reference path that turns the images.
+TURN_FILTERS = True
 
 
 # ----------------------------------------------------------------------------- the main network
@@ -360,8 +363,53 @@ class NEPGenerator(nn.Module):
                 size //= 2
         return size
 
+    def can_turn_filters(self, size: int) -> bool:
+        """Whether `turned` may turn the filters instead of the images for size x size inputs: plain zero-padded
+        convolutions (no batch norm, whose statistics mix the copies) whose sampling grids, and those of any
+        pooling, map onto themselves under a quarter turn."""
+        if self.equivariant:
+            return False
+        for m in self.convs:
+            if isinstance(m, nn.Conv2d):
+                (k, _), (s, _), (p, _), (d, _) = m.kernel_size, m.stride, m.padding, m.dilation
+                span = size + 2 * p - d * (k - 1) - 1
+                if m.groups != 1 or m.padding_mode != "zeros" or span < 0 or span % s:
+                    return False
+                size = span // s + 1
+            elif isinstance(m, nn.MaxPool2d):
+                if m.kernel_size != 2 or m.stride != 2 or m.padding or size % 2:
+                    return False
+                size //= 2
+            elif not isinstance(m, nn.ReLU):
+                return False
+        return True
+
+    def turned(self, x, turn_filters: bool | None = None):
+        """The features of the four turned copies, self(cat([rot(x, g) for g in range(4)])), [4B, F].
+
+        Turning the filters the other way gives the same maps turned (conv(rot_g x, w) = rot_g conv(x,
+        rot_-g w), layer after layer): one convolution with the four turned filter banks over the unturned
+        batch (grouped by turn after the first layer), and the last maps turned back before pooling."""
+        turn_filters = TURN_FILTERS if turn_filters is None else turn_filters
+        if not (turn_filters and x.shape[-2] == x.shape[-1] and self.can_turn_filters(x.shape[-1])):
+            return self(torch.cat([rot(x, g) for g in range(4)]))
+        h, groups = x, 1
+        for m in self.convs:
+            if isinstance(m, nn.Conv2d):
+                w = torch.cat([rot(m.weight, -g) for g in range(4)])
+                h = F.conv2d(h, w, None if m.bias is None else m.bias.repeat(4), m.stride, m.padding, m.dilation,
+                             groups)
+                groups = 4
+            else:
+                h = m(h)          # ReLU and 2x2 max pooling act per map and commute with quarter turns
+        maps = h.reshape(h.shape[0], 4, -1, *h.shape[-2:])
+        return self.features(torch.cat([rot(maps[:, g], g) for g in range(4)]))
+
     def forward(self, x):
-        h = self.convs(x)
+        return self.features(self.convs(x))
+
+    def features(self, h):
+        """The last conv maps [N, C, h, w] -> features [N, out_features]."""
         side = self.map_size if self.pool == 0 else self.pool
         if self.equivariant:   # mean over the four rotation channels and space: invariant features
             h = F.adaptive_avg_pool2d(h.reshape(h.shape[0], -1, 4, *h.shape[-2:]).mean(2), 1).flatten(1)
@@ -493,21 +541,22 @@ class HyperCNN(nn.Module):
         self.calibrated.fill_(True)
 
     # -- raw generator outputs
-    def raw(self, x):
-        """Per layer, the generator's output: [4, B, l] (combiners over turned inputs) or [B, l] ('none')."""
+    def raw(self, x, turn_filters: bool | None = None):
+        """Per layer, the generator's output: [4, B, l] (combiners over turned inputs) or [B, l] ('none').
+        turn_filters: see `NEPGenerator.turned` (None: TURN_FILTERS)."""
         if self.combiner == "none":
             h = self.generator(x)
             return [head(h) for head in self.heads]
         b = x.shape[0]
-        h = self.generator(torch.cat([rot(x, g) for g in range(4)]))
+        h = self.generator.turned(x, turn_filters)
         return [head(h).reshape(4, b, -1) for head in self.heads]
 
-    def generate(self, x, mode: str = "sample"):
+    def generate(self, x, mode: str = "sample", turn_filters: bool | None = None):
         """The main network's parameters for input x: per sample ([B, ...]) or averaged over the batch."""
         if mode not in MODES:
             raise UnknownChoiceError("parameter mode", mode, MODES)
         self.main.check_input(x)
-        raws = self.raw(x)
+        raws = self.raw(x, turn_filters)
         params = []
         for raw, (kind, info, part, nb) in zip(raws, self.layout):
             if mode == "batch":
@@ -537,11 +586,11 @@ class HyperCNN(nn.Module):
             params.append((w, b))
         return params
 
-    def forward(self, x, mode: str = "sample", return_features: bool = False):
+    def forward(self, x, mode: str = "sample", return_features: bool = False, turn_filters: bool | None = None):
         self.main.check_input(x)
         if self.training and not bool(self.calibrated):
             self.calibrate(x)
-        return self.main(x, self.generate(x, mode), return_features=return_features)
+        return self.main(x, self.generate(x, mode, turn_filters), return_features=return_features)
 
 
 class D4nHECNN(nn.Module):

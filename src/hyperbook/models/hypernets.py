@@ -4,7 +4,8 @@ A gated dense layer computes out_j = sum_i x_i * G_ij * W_ij with
 G = softmax over the input axis i of the control network's output (eq. 7-8).
 With W fixed to ones (the authors' code) every output is a convex
 combination of the inputs. Gates are per sample, [B, n_in, n_out], applied in
-one batched matmul; a gate with batch 1 broadcasts over the whole batch.
+one batched matmul; a gate with batch 1 broadcasts over the whole batch. Control values that
+repeat within a batch (the discrete-angle runs) get their gate computed once (`gated_by_control`).
 
 Choices the document leaves open, taken from the authors' code
 (singnet/semantic-vision, experiments/invariance/hypernets): control branch Dense(64, relu) then
@@ -44,6 +45,35 @@ class GatedDense(nn.Module):
 
     def forward(self, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         return torch.matmul(x.unsqueeze(1), self.gate(logits)).squeeze(1)
+
+    def grouped(self, x: torch.Tensor, logits: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
+        """forward(x, logits[inverse]) without repeating a gate: logits [U, n_in, n_out] are the distinct gates,
+        image b uses gate inverse[b]. Each gate is normalised once and applied to its images in one dense
+        matmul (the same sums, in another order: equal to float rounding)."""
+        gates = self.gate(logits)
+        order = torch.argsort(inverse, stable=True)
+        counts = torch.bincount(inverse, minlength=gates.shape[0]).tolist()
+        parts = [xs @ g for xs, g in zip(x[order].split(counts), gates) if xs.shape[0]]
+        return torch.cat(parts)[torch.argsort(order)]
+
+
+# Continuous controls (every image its own angle or affine matrix) have no cheaper exact form than one
+# n_in x n_out gate per image: the gate is a softmax over the inputs of W2 relu(W1 p + b1) + b2, whose
+# 64 hidden units vary with p, so its entries exp(logit_ij) do not factor into a low-rank or separable
+# form, and the gradient of W2 needs each image's full [n_in, n_out] logit gradient anyway. Only the
+# repeats of a control value within a batch (the discrete-angle runs) can be shared.
+DEDUPE_CONTROLS = True
+
+
+def gated_by_control(gated: GatedDense, control: nn.Module, x: torch.Tensor, params: torch.Tensor,
+                     dedupe: bool = DEDUPE_CONTROLS) -> torch.Tensor:
+    """gated(x, control(params)), computing each distinct control row's gate once when at most half the batch
+    is distinct (dedupe=False: the per-image path, kept as the reference)."""
+    if dedupe and params.shape[0] > 1:
+        distinct, inverse = torch.unique(params, dim=0, return_inverse=True)
+        if 2 * distinct.shape[0] <= params.shape[0]:
+            return gated.grouped(x, control(distinct), inverse)
+    return gated(x, control(params))
 
 
 class ParamControl(nn.Module):
@@ -109,8 +139,9 @@ class SimpleHyperNet(nn.Module):
         self.control = ParamControl(n_params, PIXELS, PIXELS, hidden)
         self.gated = GatedDense(PIXELS, PIXELS)
 
-    def forward(self, image, params):
-        return self.gated(image.flatten(1), self.control(params)).view(-1, 1, IMAGE, IMAGE)
+    def forward(self, image, params, dedupe: bool = DEDUPE_CONTROLS):
+        out = gated_by_control(self.gated, self.control, image.flatten(1), params, dedupe)
+        return out.view(-1, 1, IMAGE, IMAGE)
 
 
 class DeepHyperNet(nn.Module):
@@ -127,9 +158,11 @@ class DeepHyperNet(nn.Module):
         self.decoder = DeconvDecoder(code)
         self.image_control = image_control
 
-    def forward(self, image, params=None):
-        logits = self.control(image if self.image_control else params)
-        return self.decoder(self.gated(self.encoder(image), logits))
+    def forward(self, image, params=None, dedupe: bool = DEDUPE_CONTROLS):
+        code = self.encoder(image)
+        if self.image_control:
+            return self.decoder(self.gated(code, self.control(image)))
+        return self.decoder(gated_by_control(self.gated, self.control, code, params, dedupe))
 
 
 class ControlAutoencoder(nn.Module):
