@@ -132,6 +132,16 @@ def test_time_rejects_units_without_a_step_field():
         time_unit(get_unit(FAST), "smoke", 2)
 
 
+def test_time_refuses_a_fixed_cost_that_swamps_the_steps(monkeypatch, tmp_path):
+    """A longer run that took less time gives no per-step figure (it once wrote -668 ms/step)."""
+    u = next(u for u in all_units() if u.step_field == "steps")
+    clock = iter([0.0, 5.0, 10.0, 15.0, 20.0, 24.0])   # runs at n, n, 2n steps take 5 s, 5 s, 4 s
+    monkeypatch.setattr("hyperbook.units.time.perf_counter", lambda: next(clock))
+    monkeypatch.setattr(Unit, "run", lambda self, ctx, overrides=None: None)
+    with pytest.raises(Exception, match="fixed cost"):
+        time_unit(u, "smoke", 2, scratch=tmp_path)
+
+
 def test_unit_run_checks_chapter(tmp_path):
     from hyperbook.context import RunContext
     ctx = RunContext.from_params("hecnn", "smoke", "cpu", None, tmp_path)

@@ -489,6 +489,10 @@ def time_unit(unit: Unit, profile: str, n: int, device: str = "cpu", data_dir=No
                         f"({steps[n]}); pick a larger --steps")
     from .results import _device_name
     ms = 1000.0 * (walls[2 * n] - walls[n]) / (steps[2 * n] - steps[n])
+    if ms <= 0:   # the fixed cost's noise is larger than n extra steps: a table entry would be meaningless
+        raise BookError(f"{unit.key}: {steps[2 * n]} steps took {walls[2 * n]:.1f} s and {steps[n]} steps "
+                        f"{walls[n]:.1f} s: its fixed cost (loading, evaluation) varies more than {n} steps "
+                        "cost; pick a larger --steps")
     return {"unit": unit.key, "profile": profile, "ms_per_step": round(ms, 3), "steps": [steps[n], steps[2 * n]],
             "walls_s": [round(walls[n], 3), round(walls[2 * n], 3)],
             "config_hash": config_hash(unit.config(profile, {unit.step_field: n})),

@@ -61,7 +61,7 @@ def mirror_dir(explicit=None) -> Path | None:
     path = Path(value).expanduser()
     if not path.is_dir():
         raise BookError(f"the data mirror {path} (from {ENV} or MIRROR=) is not a folder; point it at the folder "
-                        f"that holds the archives and {SUMS}, e.g. `make data MIRROR=../shared/data`")
+                        f"that holds the archives and {SUMS}, e.g. `make data MIRROR=/path/to/mirror`")
     return path
 
 
@@ -124,7 +124,7 @@ def unpack(name: str, data_dir, mirror=None) -> Path:
     if mirror is None:
         raise DatasetMissingError(spec.dataset, f"a mirror folder holding {spec.archive}",
                                   f"set {ENV}=<folder with the archives and {SUMS}> or run "
-                                  f"`make data MIRROR=<folder>` (in this repository's CI: ../shared/data)")
+                                  f"`make data MIRROR=<folder>` (CI sets the variable when its mirror folder exists)")
     path, digest = verify_archive(mirror, name)
     data_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".mirror-tmp-", dir=data_dir))
