@@ -537,7 +537,8 @@ def target_verdict(checks) -> str:
     return next((w for w in TARGET_PRIORITY if w in words), "inconclusive")
 
 
-def run_label(run: Run | None, keys=DATA_KEYS) -> str:
+def provenance_label(run: Run | None, keys=DATA_KEYS) -> str:
+    """A check's run as the verdict table states it: profile (experiment, date, seeds); data."""
     if run is None:
         return "from code (no training)"
     data = run.data(keys)
@@ -572,7 +573,7 @@ def rows(checks) -> list[dict]:
             "unit": c.unit, "verdict": c.verdict, "why": c.reason,
             "profile": c.run.profile if c.run else "from code",
             "data": (c.run.data(c.data_keys) if c.run else "") or "—",
-            "run": run_label(c.run, c.data_keys), "comparable": comparable,
+            "run": provenance_label(c.run, c.data_keys), "comparable": comparable,
         })
     return out
 
