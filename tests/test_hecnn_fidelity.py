@@ -136,6 +136,14 @@ def test_regular_hecnn_generator_flattens_and_light_models_state_their_pooling()
         assert build(name).generator.pool == 1 and "parameter budget" in GENERATOR_READING[name]
 
 
+def test_flattening_would_break_the_light_models_parameter_budget():
+    """The stated reason for pooling, computed: flattened, each light model has over 10x the document's count
+    (the chapter's table reads the same function; its text once typed the number in)."""
+    from hyperbook.models.hecnn import DOCUMENT_PARAMETERS, flattened_generator_parameters
+    for name in ("hecnn_l", "hecnn_l_regular"):
+        assert flattened_generator_parameters(name) > 10 * DOCUMENT_PARAMETERS[name]
+
+
 def test_flattening_generator_rejects_other_map_sizes():
     m = build("hecnn_regular")
     with pytest.raises(ValueError, match="28x28"):
