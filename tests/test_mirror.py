@@ -49,6 +49,15 @@ def tiny_cifar_mirror(tmp_path, monkeypatch):
     return mdir, tmp_path / "data", counts
 
 
+def test_cifar_jpeg_decoding_in_a_process_pool_gives_the_same_tensors(tiny_cifar_mirror):
+    mdir, data, counts = tiny_cifar_mirror
+    mirror.unpack("cifar10", data)
+    split = data / cifar.JPEG_FOLDER / "train"
+    x1, y1 = cifar._decode_jpeg_split(split, counts[True], workers=1)
+    x2, y2 = cifar._decode_jpeg_split(split, counts[True], workers=2)
+    assert torch.equal(x1, x2) and torch.equal(y1, y2)
+
+
 def test_cifar_jpeg_mirror_loads_like_torchvision(tiny_cifar_mirror):
     mdir, data, counts = tiny_cifar_mirror
     mirror.unpack("cifar10", data)
