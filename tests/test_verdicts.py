@@ -86,3 +86,15 @@ def test_records_of_a_superseded_config_are_left_out(tmp_path):
     today = {("hecnn", "t1_cnn_mnist", "reduced"): "new"}
     assert verdicts.load_runs(tmp_path, current=today)[("hecnn", "t1_cnn_mnist")].metrics["accuracy"] == 50.0
     assert verdicts.load_runs(tmp_path, current={})[("hecnn", "t1_cnn_mnist")].metrics["accuracy"] == 10.0
+
+
+def test_the_canny_calibration_is_a_verdict_of_the_status_page(tmp_path):
+    """S-F11's scorer check reads the Canny record; within 0.02 of the published ODS / OIS it matches."""
+    folder = tmp_path / "thesis_steerable" / "canny_calibration" / "reduced-abc"
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps({"targets": ["S-F11"], "source": "BSDS500",
+                                                     "ods": 0.605, "ois": 0.66}))
+    (folder / "provenance.json").write_text(json.dumps({"profile": "reduced", "date": "2026-12-02"}))
+    frame = verdicts.for_chapter("thesis_steerable", results_dir=tmp_path)
+    rows = frame[frame.claim.str.startswith("scorer calibration: Canny")].set_index("document")
+    assert rows.loc[0.60, "verdict"] == "matches" and rows.loc[0.63, "verdict"] != "matches"

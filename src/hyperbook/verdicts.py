@@ -457,6 +457,8 @@ SPEC = [
     ("S-F11", "dynamic ResNet OIS", 0.751, "thesis_steerable", "bsds", ["results", "dynamic", "ois"], 0.01, "", "abs", False),
     ("S-F11", "static ResNet ODS", 0.720, "thesis_steerable", "bsds", ["results", "static", "ods"], 0.01, "", "abs", False),
     ("S-F11", "static ResNet OIS", 0.733, "thesis_steerable", "bsds", ["results", "static", "ois"], 0.01, "", "abs", False),
+    ("S-F11", "scorer calibration: Canny ODS (published by Arbelaez et al. 2011; checks the evaluation: tolerance 0.02)", 0.60, "thesis_steerable", "canny_calibration", ["ods"], 0.02, "", "abs", False),
+    ("S-F11", "scorer calibration: Canny OIS (published by Arbelaez et al. 2011; checks the evaluation: tolerance 0.02)", 0.63, "thesis_steerable", "canny_calibration", ["ois"], 0.02, "", "abs", False),
     # Thesis ch. 6
     ("I-T9", "i-RevNet (b) top-1 error", 26.7, "thesis_irevnet", "train_cifar_b", ["test_error_pct"], _ACC, "%", "abs", False),
     ("I-T9", "ResNet top-1 error", 24.7, "thesis_irevnet", "train_cifar_resnet", ["test_error_pct"], _ACC, "%", "abs", False),
