@@ -50,3 +50,11 @@ def test_speedups_file_keeps_rows_and_reads_as_a_timing_table(tmp_path, mnist_di
     assert [t["units"] for t in load_timings(tmp_path)] == [{}]     # the planner reads it and finds no step times
     with pytest.raises(Exception, match="speed-up case"):
         bench.measure_speedups(["no such case"])
+
+
+def test_readme_speed_table_is_the_committed_measurement():
+    """The README's table is generated from results/_timings/speedups.json, never typed."""
+    from hyperbook.results import REPO_ROOT
+    readme = (REPO_ROOT / "README.md").read_text()
+    block = readme.split("<!-- speedups:begin -->\n")[1].split("\n<!-- speedups:end -->")[0]
+    assert block == bench.speedups_markdown()

@@ -299,6 +299,28 @@ def format_speedups(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def speedups_markdown(path=SPEEDUPS_PATH) -> str:
+    """The README's speed table, drawn from the committed speedups JSON: per saving the paired old/new
+    ms per step, the ratio, the exactness check, and the unit's full protocol at the new step time (a row
+    named 'unit (model)' times one of the unit's two models, half its steps)."""
+    from .units import get_unit
+    table = json.loads(Path(path).read_text())
+    lines = [f"Paired medians of one training step, old and new path in one process ({table['machine']}, "
+             f"{table['threads']} threads, torch {table['torch']}, {table['date']}; `python -m hyperbook.bench "
+             "speedups`).", "",
+             "| experiment | saving | ms/step old → new | ratio | exactness (max rel. difference) | full protocol now |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for r in table["speedups"]:
+        unit_key, _, part = r["experiment"].partition(" (")
+        unit = get_unit(unit_key)
+        steps = unit.steps(unit.config("full")) / (2 if part else 1)
+        hours = steps * r["new_ms"] / 3.6e6
+        exact = ", ".join(f"{k.replace('_', ' ')} {v:.1e}" for k, v in r["exactness"].items())
+        lines.append(f"| {r['experiment']} | {r['saving']} | {r['old_ms']:,.1f} → {r['new_ms']:,.1f} | "
+                     f"{r['ratio']:.2f}x | {exact} | {steps:,.0f} steps, {hours:.1f} h |")
+    return "\n".join(lines)
+
+
 def print_kernels() -> None:
     for row in (gated_dense_vs_loop(), gated_dense_vs_loop(n=784, batch=16)):
         print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()})
@@ -318,6 +340,7 @@ def main(argv=None) -> None:
     sp.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     sp.add_argument("--out", type=Path, default=None, help=f"default {SPEEDUPS_PATH}")
     sp.add_argument("--data-dir", type=Path, default=None)
+    sub.add_parser("table", help="the README's speed table, from the committed speedups JSON (printed)")
     args = parser.parse_args(argv)
     if args.command == "speedups":
         torch.set_num_threads(args.threads)
@@ -326,6 +349,8 @@ def main(argv=None) -> None:
         path = write_speedups(rows, args.out or SPEEDUPS_PATH)
         print(format_speedups(rows))
         print(f"-> {path}")
+    elif args.command == "table":
+        print(speedups_markdown())
     else:
         print_kernels()
 
