@@ -28,6 +28,9 @@ def test_status_rows_carry_the_verdicts_of_the_recorded_runs(tmp_path):
     assert {r["verdict"] for r in rows if r["id"] == "H-T1"} == {"not yet built"}
     # a training-free diagram is not "no recorded run yet": it says it is drawn from code
     assert [r["run"] for r in rows if r["id"] == "E-F3"] == ["from code (no training)"]
+    # a number that waits for a run says so, never "from code" with "the document's" data
+    e_t4 = [r for r in rows if r["id"] == "E-T4"][0]
+    assert (e_t4["run"], e_t4["data"]) == ("no run recorded", "—")
 
 
 def test_status_page_links_resolve_to_the_chapter_labels_and_totals_come_first():

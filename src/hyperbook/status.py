@@ -13,7 +13,7 @@ from .chapters import BOOK_DIR, CHAPTERS, available_chapters
 from .results import DEFAULT_RESULTS_DIR
 from .tables import DASH, format_difference, format_value
 from .targets import TARGETS
-from .verdicts import VERDICTS, all_checks, ours_cell, summary, target_verdict
+from .verdicts import VERDICTS, all_checks, ours_cell, run_cells, summary, target_verdict
 
 TITLES = {
     "hypernets": "HyperNets", "functional_images": "Functional image representation", "hecnn": "HE-CNN",
@@ -60,13 +60,10 @@ def status_rows(results_dir=DEFAULT_RESULTS_DIR, chapters_built=None) -> list[di
         checks = by_target.get(t.id, [])
         word = target_verdict(checks)
         for c in checks:
-            seeds = f", {c.n_seeds} seeds" if c.n_seeds > 1 else ""
-            run = (f"{c.run.profile}, {c.run.experiment}, {c.run.date}{seeds}" if c.run
-                   else "from code (no training)")
-            data = c.run.data(c.data_keys) if c.run else ""
+            run, data = run_cells(c)
             rows.append({"id": t.id, "chapter": t.chapter, "claim": c.claim, "document": c.document,
                          "ours": ours_cell(c), "difference": c.difference, "unit": c.unit, "verdict": c.verdict,
-                         "why": c.reason, "run": run, "data": data or "the document's",
+                         "why": c.reason, "run": run, "data": data,
                          "target_verdict": word, "linked": True})
     return rows
 

@@ -506,7 +506,7 @@ def all_checks(results_dir=DEFAULT_RESULTS_DIR, runs=None) -> list[Check]:
         else:
             (ours, std, n), note = stats(run.values(path)), ""
         check = Check(tid, claim, doc, ours, tol, unit, mode, indep, run,
-                      DATA_KEYS_FOR.get(tid, DATA_KEYS), note or ("" if run else f"no recorded run of {experiment}"),
+                      DATA_KEYS_FOR.get(tid, DATA_KEYS), note or ("" if run else f"{NO_RUN} {experiment}"),
                       std, max(n, 1))
         by_target.setdefault(tid, []).append(check)
     for t in TARGETS:
@@ -539,13 +539,20 @@ def target_verdict(checks) -> str:
     return next((w for w in TARGET_PRIORITY if w in words), "inconclusive")
 
 
-def provenance_label(run: Run | None, keys=DATA_KEYS) -> str:
-    """A check's run as the verdict table states it: profile (experiment, date, seeds); data."""
-    if run is None:
-        return "from code (no training)"
-    data = run.data(keys)
-    seeds = f", {run.n_seeds} seeds" if run.n_seeds > 1 else ""
-    return f"{run.profile} ({run.experiment}, {run.date}{seeds})" + (f"; {data}" if data else "")
+NO_RUN = "no recorded run of"
+
+
+def run_cells(check: Check) -> tuple[str, str]:
+    """(run, data) as the tables state a check's provenance: 'reduced, t1_cnn_mnist, 2026-12-02, 3 seeds' and
+    the run's data ('the document's' where the record names none); 'from code (no training)' for a number
+    computed from the code; 'no run recorded' where the check waits for a run that is not there."""
+    if check.run is None:
+        if check.note.startswith(NO_RUN):
+            return "no run recorded", "—"
+        return "from code (no training)", "none needed"
+    seeds = f", {check.run.n_seeds} seeds" if check.run.n_seeds > 1 else ""
+    return (f"{check.run.profile}, {check.run.experiment}, {check.run.date}{seeds}",
+            check.run.data(check.data_keys) or "the document's")
 
 
 def format_mean(mean, std, n: int, unit: str = "") -> str:
@@ -573,9 +580,8 @@ def rows(checks) -> list[dict]:
             "difference": c.difference,
             "tolerance": (None if c.mode in ("below", "above") else c.tolerance),
             "unit": c.unit, "verdict": c.verdict, "why": c.reason,
-            "profile": c.run.profile if c.run else "from code",
-            "data": (c.run.data(c.data_keys) if c.run else "") or "—",
-            "run": provenance_label(c.run, c.data_keys), "comparable": comparable,
+            "profile": c.run.profile if c.run else ("no run" if c.note.startswith(NO_RUN) else "from code"),
+            "data": run_cells(c)[1], "run": run_cells(c)[0], "comparable": comparable,
         })
     return out
 
