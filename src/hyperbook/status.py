@@ -101,7 +101,8 @@ def render_status(results_dir=DEFAULT_RESULTS_DIR, chapters_built=None) -> str:
               "diverges, inconclusive, not comparable, matches, exact). The difference is ours minus the "
               "document's, shown only where the two may be compared.", ""]
     for chapter in CHAPTERS:
-        lines += [f"## {TITLES.get(chapter, chapter)}", "",
+        # nine columns: the table spans the page's right margin too (sphinx-book-theme's full-width class)
+        lines += [f"## {TITLES.get(chapter, chapter)}", "", ":::{div} full-width",
                   "| target | claim | document | ours | difference | verdict | why | run | data |",
                   "| --- | --- | ---: | ---: | ---: | --- | --- | --- | --- |"]
         last = None
@@ -111,7 +112,7 @@ def render_status(results_dir=DEFAULT_RESULTS_DIR, chapters_built=None) -> str:
             lines.append(f"| {ident} | {_cell(r['claim'])} | {_value(r['document'], r['unit'])} | "
                          f"{_value(r['ours'], r['unit'])} | {_cell(format_difference(r['difference'], r['unit']))} | "
                          f"**{r['verdict']}** | {_cell(r['why'])} | {_cell(r['run'])} | {_cell(r.get('data'))} |")
-        lines.append("")
+        lines += [":::", ""]
     return "\n".join(lines)
 
 
