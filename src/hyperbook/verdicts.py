@@ -45,7 +45,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .results import DEFAULT_RESULTS_DIR, config_hash
-from .tables import format_value
+from .tables import DASH, format_value
 from .targets import BY_ID, TARGETS
 
 VERDICTS = ("exact", "matches", "diverges", "inconclusive", "not comparable", "not reproducible here")
@@ -277,6 +277,11 @@ class Check:
             raise ValueError(f"Check {self.target}: mode {self.mode!r} is not one of abs, factor, below, above")
         if self.target not in BY_ID:
             raise ValueError(f"Check: unknown target id {self.target!r}")
+
+    @property
+    def awaits_run(self) -> bool:
+        """A trained number whose run is not recorded (not one computed from the code)."""
+        return self.run is None and self.note.startswith(NO_RUN)
 
     @property
     def comparable(self) -> bool:
@@ -546,9 +551,9 @@ def run_cells(check: Check) -> tuple[str, str]:
     """(run, data) as the tables state a check's provenance: 'reduced, t1_cnn_mnist, 2026-12-02, 3 seeds' and
     the run's data ('the document's' where the record names none); 'from code (no training)' for a number
     computed from the code; 'no run recorded' where the check waits for a run that is not there."""
+    if check.awaits_run:
+        return "no run recorded", DASH
     if check.run is None:
-        if check.note.startswith(NO_RUN):
-            return "no run recorded", "—"
         return "from code (no training)", "none needed"
     seeds = f", {check.run.n_seeds} seeds" if check.run.n_seeds > 1 else ""
     return (f"{check.run.profile}, {check.run.experiment}, {check.run.date}{seeds}",
@@ -573,6 +578,7 @@ def rows(checks) -> list[dict]:
     out = []
     for c in checks:
         comparable = c.comparable
+        run, data = run_cells(c)
         out.append({
             "target": c.target, "claim": c.claim,
             "document": c.document,
@@ -580,8 +586,8 @@ def rows(checks) -> list[dict]:
             "difference": c.difference,
             "tolerance": (None if c.mode in ("below", "above") else c.tolerance),
             "unit": c.unit, "verdict": c.verdict, "why": c.reason,
-            "profile": c.run.profile if c.run else ("no run" if c.note.startswith(NO_RUN) else "from code"),
-            "data": run_cells(c)[1], "run": run_cells(c)[0], "comparable": comparable,
+            "profile": c.run.profile if c.run else ("no run" if c.awaits_run else "from code"),
+            "data": data, "run": run, "comparable": comparable,
         })
     return out
 

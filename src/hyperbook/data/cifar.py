@@ -75,12 +75,12 @@ def load_cifar(data_dir, num_classes: int, train: bool = True, device="cpu") -> 
     return images.to(device), labels.to(device)
 
 
-def _decode_folder(folder: Path) -> list:
-    """The RGB arrays of one class folder's JPEGs, in file-name order (a process-pool task)."""
+def _decode_files(files: list) -> list:
+    """The RGB arrays of one class folder's JPEGs, in the given order (a process-pool task)."""
     import numpy as np
     from PIL import Image
     arrays = []
-    for f in sorted(folder.glob("*.jpg")):
+    for f in files:
         with Image.open(f) as im:
             arrays.append(np.asarray(im.convert("RGB")))
     return arrays
@@ -96,27 +96,26 @@ def _decode_jpeg_split(split_dir: Path, per_class: int, workers: int | None = No
     from multiprocessing import get_context
 
     import numpy as np
-    folders = [split_dir / name for name in CLASSES_10]
-    for folder in folders:
-        found = len(list(folder.glob("*.jpg"))) if folder.is_dir() else 0
-        if found != per_class:
-            raise DatasetMissingError(JPEG_SOURCE, folder,
-                                      f"the mirror's class folder must hold {per_class} JPEGs (found {found}); "
+    files = [sorted((split_dir / name).glob("*.jpg")) if (split_dir / name).is_dir() else [] for name in CLASSES_10]
+    for name, found in zip(CLASSES_10, files):
+        if len(found) != per_class:
+            raise DatasetMissingError(JPEG_SOURCE, split_dir / name,
+                                      f"the mirror's class folder must hold {per_class} JPEGs (found {len(found)}); "
                                       f"delete {split_dir.parent} and its stamp data/.mirror-cifar10-jpeg.tar.gz.ok, "
                                       f"then rerun `make data MIRROR=<folder>`")
     if workers is None:
-        workers = min(len(folders), os.cpu_count() or 1) if per_class * len(folders) >= PARALLEL_DECODE_MIN else 1
+        workers = min(len(files), os.cpu_count() or 1) if per_class * len(files) >= PARALLEL_DECODE_MIN else 1
     if workers > 1:
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            per_folder = list(pool.map(_decode_folder, folders))
+            per_folder = list(pool.map(_decode_files, files))
     else:
-        per_folder = [_decode_folder(folder) for folder in folders]
-    for folder, arrays in zip(folders, per_folder):
-        for f, arr in zip(sorted(folder.glob("*.jpg")), arrays):
+        per_folder = [_decode_files(f) for f in files]
+    for paths, arrays in zip(files, per_folder):
+        for f, arr in zip(paths, arrays):
             if arr.shape != (32, 32, 3):
                 raise BookError(f"{f} is {arr.shape[1]}x{arr.shape[0]}, not a 32x32 CIFAR image")
     x = torch.from_numpy(np.stack([a for arrays in per_folder for a in arrays])).permute(0, 3, 1, 2).contiguous()
-    y = torch.as_tensor([label for label in range(len(folders)) for _ in range(per_class)], dtype=torch.int64)
+    y = torch.as_tensor([label for label in range(len(files)) for _ in range(per_class)], dtype=torch.int64)
     order = torch.from_numpy(np.random.default_rng(JPEG_ORDER_SEED).permutation(len(y)))
     return x[order].contiguous(), y[order].contiguous()
 
