@@ -53,3 +53,5 @@ def test_full_profile_refuses_the_standin(monkeypatch):
     for profile in ("full", "reduced"):
         E.prepared(SimpleNamespace(data_dir="d", device="cpu", profile=profile), 10, 16, True)
     assert [c[-1] for c in calls] == [False, True]               # allow_standin
+    E.prepared(SimpleNamespace(data_dir="d", device="cpu", profile="full", timing=True), 10, 16, True)
+    assert calls[-1][-1] is True          # a `hyperbook time` scratch run (never recorded) may time on a stand-in

@@ -132,14 +132,54 @@ def test_time_rejects_units_without_a_step_field():
         time_unit(get_unit(FAST), "smoke", 2)
 
 
-def test_time_refuses_a_fixed_cost_that_swamps_the_steps(monkeypatch, tmp_path):
-    """A longer run that took less time gives no per-step figure (it once wrote -668 ms/step)."""
-    u = next(u for u in all_units() if u.step_field == "steps")
-    clock = iter([0.0, 5.0, 10.0, 15.0, 20.0, 24.0])   # runs at n, n, 2n steps take 5 s, 5 s, 4 s
-    monkeypatch.setattr("hyperbook.units.time.perf_counter", lambda: next(clock))
-    monkeypatch.setattr(Unit, "run", lambda self, ctx, overrides=None: None)
-    with pytest.raises(Exception, match="fixed cost"):
-        time_unit(u, "smoke", 2, scratch=tmp_path)
+def _fake_loops(durations_per_loop, extra=()):
+    """A Unit.run stand-in that 'trains' by appending clocked loops to the active step_times() log."""
+    from hyperbook import train
+
+    def run(self, ctx, overrides=None):
+        run.calls.append((ctx.timing, overrides))
+        for d in durations_per_loop:
+            train._STEP_LOG.append(("model", list(d)))
+    run.calls = []
+    return run
+
+
+def test_time_takes_the_median_after_the_warm_up_averaged_over_loops(monkeypatch, tmp_path):
+    """Warm-up steps (slow first steps) never enter the figure; the median ignores one stall; two models of a
+    unit count equally. The old two-run difference once wrote -668 ms/step; a median cannot be negative."""
+    u = get_unit("hecnn/t1_cnn_mnist")
+    run = _fake_loops([[9.0, 5.0, 0.010, 0.012, 0.011, 3.0, 0.011], [1.0, 1.0, 0.020, 0.021, 0.019, 0.02, 0.02]])
+    monkeypatch.setattr(Unit, "run", run)
+    entry = time_unit(u, "full", 5, scratch=tmp_path, data_dir=tmp_path, warmup=2)
+    assert run.calls[0][1]["steps"] == 7 and run.calls[0][1]["n_test"] == 500 and run.calls[0][0] is True
+    assert entry["loop_ms"] == [11.0, 20.0] and entry["ms_per_step"] == pytest.approx(15.5)
+    assert entry["steps"] == [2, 5] and entry["loops"] == 2
+
+
+def test_step_clock_times_real_fit_loops_and_skips_uncounted_ones():
+    import torch
+
+    from hyperbook.train import _STEP_LOG, fit, step_times
+    model = torch.nn.Linear(3, 1)
+
+    def batch_fn(step):
+        return torch.ones(4, 3), torch.zeros(4, 1)
+
+    def loss_fn(m, b):
+        return (m(b[0]) - b[1]).pow(2).mean()
+    with step_times() as loops:
+        fit(model, loss_fn, batch_fn, steps=6, progress=False, desc="main")
+        fit(model, loss_fn, batch_fn, steps=4, progress=False, desc="aux", counted=False)
+    assert [(d, len(t)) for d, t in loops] == [("main", 6)] and all(x > 0 for x in loops[0][1])
+    from hyperbook import train
+    assert train._STEP_LOG is None and _STEP_LOG is None          # outside step_times nothing is collected
+    fit(model, loss_fn, batch_fn, steps=2, progress=False)
+
+
+def test_time_refuses_a_run_whose_loops_end_in_the_warm_up(monkeypatch, tmp_path):
+    monkeypatch.setattr(Unit, "run", _fake_loops([[1.0, 1.0]]))
+    with pytest.raises(Exception, match="no training loop ran more than 2 steps"):
+        time_unit(get_unit("hecnn/t1_cnn_mnist"), "full", 1, scratch=tmp_path, data_dir=tmp_path)
 
 
 def test_unit_run_checks_chapter(tmp_path):
@@ -148,3 +188,50 @@ def test_unit_run_checks_chapter(tmp_path):
     with pytest.raises(Exception, match="context of chapter"):
         get_unit(FAST).run(ctx)
     assert isinstance(get_unit(FAST), Unit)
+
+
+FIXED_COST_FIELDS = {"n_test", "test_n", "train.test_n", "test_per_digit", "classifier_steps", "bank_n", "n_queries",
+                     "n_noise", "n_recon", "probe_train", "probe_test", "interp_pairs", "test_limit", "n_panel",
+                     "runs", "seeds"}
+
+
+def test_timing_overrides_touch_only_the_fixed_cost():
+    """`hyperbook time` shrinks evaluation and identical repeats, never what a training step does (batch, width,
+    model), so its ms/step is that of the full config. A new override must be argued for and added here."""
+    for u in all_units():
+        assert set(u.timing_overrides) <= FIXED_COST_FIELDS, (u.key, u.timing_overrides)
+        assert u.step_field not in u.timing_overrides
+        if u.step_field:
+            u.config("full", {**u.timing_overrides, **u.standin_overrides})     # valid field names
+
+
+def test_time_uses_fixed_cost_overrides_and_a_same_shape_standin(monkeypatch, tmp_path):
+    """STL-10 is missing (empty data dir): the scratch runs use the stand-in and a 256-image test set, say so in
+    the entry, and run in a timing context."""
+    u = get_unit("hecnn/t4_wrn16_8_cnn")
+    run = _fake_loops([[1.0, 2.5, 2.0]])
+    monkeypatch.setattr(Unit, "run", run)
+    entry = time_unit(u, "full", 2, data_dir=tmp_path, scratch=tmp_path, warmup=1)
+    [(timing, overrides)] = run.calls
+    assert timing and overrides == {"n_test": 256, "allow_standin": True, "steps": 3}
+    assert entry["data"].startswith("stand-in of the same shape (stl10")
+    assert entry["timing_overrides"] == {"n_test": 256, "allow_standin": True}
+    assert entry["ms_per_step"] == pytest.approx(2250.0)
+    path = write_timing(entry, tmp_path)
+    est = CostModel("cpu", tmp_path, records={}).estimate(u, "full")
+    assert "stand-in of the same shape" in est.source and json.loads(path.read_text())["units"][u.key]["full"]["data"]
+
+
+def test_time_names_a_unit_without_a_same_shape_standin(monkeypatch, tmp_path, capsys):
+    """CelebA faces have no stand-in of their shape: `hyperbook time` says so and goes on with the other units."""
+    from hyperbook.errors import DatasetMissingError
+    from hyperbook.units import UntimeableError
+
+    def missing(self, ctx, overrides=None):
+        raise DatasetMissingError("celeba", tmp_path / "celeba", "put CelebA there")
+    monkeypatch.setattr(Unit, "run", missing)
+    with pytest.raises(UntimeableError, match="no stand-in of the same shape"):
+        time_unit(get_unit("functional_images/faces"), "full", 2, data_dir=tmp_path, scratch=tmp_path)
+    assert cli.main(["time", "functional_images/faces", "--profile", "full", "--steps", "2", "--data-dir",
+                     str(tmp_path), "--results-dir", str(tmp_path)]) == 0
+    assert "skip functional_images/faces cannot be timed" in capsys.readouterr().out

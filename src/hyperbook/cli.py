@@ -230,17 +230,22 @@ def cmd_plan(args) -> None:
 def cmd_time(args) -> None:
     from .profiles import check_training_profile
     from .results import DEFAULT_RESULTS_DIR
-    from .units import select, time_unit, write_timing
+    from .units import UntimeableError, select, time_unit, write_timing
     profile = check_training_profile(args.profile)
     device = resolve_device(args.device)
     for unit in select(args.units):
         if unit.step_field is None:
             print(f"skip {unit.key}: its config has no step field ({unit.steps_note})")
             continue
-        entry = time_unit(unit, profile, args.steps, device, args.data_dir)
+        try:
+            entry = time_unit(unit, profile, args.steps, device, args.data_dir, warmup=args.warmup)
+        except UntimeableError as err:     # the others still get timed
+            print(f"skip {err}", flush=True)
+            continue
         path = write_timing(entry, args.results_dir or DEFAULT_RESULTS_DIR)
-        print(f"{unit.key} ({profile}): {entry['ms_per_step']:.1f} ms/step "
-              f"(steps {entry['steps']}, wall {entry['walls_s']} s) -> {path}", flush=True)
+        print(f"{unit.key} ({profile}): {entry['ms_per_step']:.1f} ms/step (median of {args.steps} steps after "
+              f"{args.warmup} warm-up, {entry['loops']} loop(s); run {entry['wall_s']:.0f} s; data: {entry['data']})"
+              f" -> {path}", flush=True)
 
 
 def cmd_campaign(args) -> None:
@@ -299,9 +304,10 @@ def add_unit_commands(sub) -> None:
     _unit_options(pl, "units or chapters (default: all)")
     pl.add_argument("--machine", default=None, help="only records / timings of a device name containing this")
     pl.set_defaults(fn=cmd_plan)
-    ti = sub.add_parser("time", help="measure ms per training step (two step counts) into results/_timings/")
+    ti = sub.add_parser("time", help="measure ms per training step (median of clocked steps) into results/_timings/")
     _unit_options(ti, "units or chapters", units_required=True)
-    ti.add_argument("--steps", type=int, required=True, help="n: runs at n and 2n steps (after a warm-up at n)")
+    ti.add_argument("--steps", type=int, required=True, help="n: the median of n clocked steps per training loop")
+    ti.add_argument("--warmup", type=int, default=2, help="steps run before the n clocked ones (default 2)")
     ti.set_defaults(fn=cmd_time)
     ca = sub.add_parser("campaign", help="run the unrecorded units that fit a time budget, one at a time")
     _unit_options(ca, "units or chapters (default: all)")

@@ -36,6 +36,8 @@ class RunContext:
     results_dir: Path
     reuse: bool
     seed: int
+    timing: bool = False   # a `hyperbook time` run: scratch results, never recorded; a stand-in of the same shape may
+                           # replace missing data in any profile (step time depends on shapes, not pixels)
 
     @classmethod
     def from_params(cls, chapter: str, profile: str = "smoke", device: str = "auto",

@@ -54,7 +54,7 @@ def fit(model: torch.nn.Module, loss_fn: Callable, batch_fn: Callable[[int], tup
         checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 1000,
         log_every: int = 50, desc: str = "train", progress: bool = True,
         stop_after: int | None = None, nesterov: bool = False, precision: str = "fp32",
-        decay_weights_only: bool = False, adam_impl: str | None = None) -> FitResult:
+        decay_weights_only: bool = False, adam_impl: str | None = None, counted: bool = True) -> FitResult:
     """Train `model` for `steps` optimiser steps.
 
     loss_fn(model, batch) -> scalar loss. batch_fn(step) -> batch on `device`
@@ -68,6 +68,7 @@ def fit(model: torch.nn.Module, loss_fn: Callable, batch_fn: Callable[[int], tup
     `decay_weights_only`, weight decay skips biases and normalisation parameters (tensors of
     fewer than 2 dimensions), as papers that decay "the weights" mean. `adam_impl` picks Adam's kernel
     (`ADAM_IMPLS`; default `DEFAULT_ADAM_IMPL`): the same update rule, so it is no part of any config.
+    `counted=False` marks an auxiliary model whose steps its unit does not count (`step_times` skips it).
     """
     model.to(device).train()
     check_precision(precision)
@@ -108,7 +109,7 @@ def fit(model: torch.nn.Module, loss_fn: Callable, batch_fn: Callable[[int], tup
     end = steps if stop_after is None else min(steps, stop_after)
     bar = tqdm(range(start_step, end), desc=desc, disable=not progress, initial=start_step, total=steps,
                mininterval=2.0)
-    for step in bar:
+    for step in step_clock(bar, device, desc, counted):
         batch = batch_fn(step)
         with autocast():
             loss = loss_fn(model, batch)
@@ -129,6 +130,40 @@ def fit(model: torch.nn.Module, loss_fn: Callable, batch_fn: Callable[[int], tup
                                 "scheduler": sched.state_dict() if sched else None, "step": step + 1,
                                 "losses": result.losses, "rng": torch.get_rng_state(), "wall_s": result.wall_s + time.time() - t0}, ckpt)
     return finish_training(result, model, bar, t0, items, end, steps, ckpt)
+
+
+_STEP_LOG: list | None = None     # set inside `step_times()`: one (desc, [seconds per step]) per training loop
+
+
+@contextlib.contextmanager
+def step_times():
+    """Collect the wall time of every step of every training loop run inside, as a list of (desc, [seconds]),
+    one entry per loop (`hyperbook time` takes medians of these). Outside it, loops are not timed."""
+    global _STEP_LOG
+    previous, _STEP_LOG = _STEP_LOG, []
+    try:
+        yield _STEP_LOG
+    finally:
+        _STEP_LOG = previous
+
+
+def step_clock(steps, device, desc: str, counted: bool = True):
+    """Iterate `steps`; inside `step_times()`, note how long each loop body took (batch, forward, backward,
+    optimiser, logging: the whole step). On CUDA each timed step ends with a synchronisation, which only
+    timing pays for; a training run outside `step_times()` iterates untouched."""
+    log = _STEP_LOG
+    if log is None or not counted:
+        yield from steps
+        return
+    durations: list[float] = []
+    log.append((desc, durations))
+    cuda = str(device).startswith("cuda")
+    for step in steps:
+        t = time.perf_counter()
+        yield step
+        if cuda:
+            torch.cuda.synchronize()
+        durations.append(time.perf_counter() - t)
 
 
 def finish_training(result: FitResult, model, bar, t0: float, items: int, end: int, steps: int,

@@ -28,7 +28,7 @@ from typing import Callable
 
 from .chapters import CHAPTERS
 from .data.registry import dataset_ready
-from .errors import BookError, UnknownChoiceError
+from .errors import BookError, DatasetMissingError, UnknownChoiceError
 from .profiles import TRAINING_PROFILES, check_training_profile, with_overrides
 from .results import DEFAULT_RESULTS_DIR, REPO_ROOT, ResultsStore, config_hash
 
@@ -37,10 +37,14 @@ TIMINGS_FORMAT = """results/_timings/<machine slug>.json:
 {"machine": "<provenance device string, e.g. 'NVIDIA H200' or 'CPU (x86_64, 2 cores)'>",
  "device": "cpu" | "cuda", "torch": "<torch.__version__>", "threads": <torch.get_num_threads()>,
  "date": "<ISO date of the last entry>",
- "units": {"<chapter>/<experiment>": {"<profile>": {"ms_per_step": <float>, "steps": [n1, n2],
-                                                    "config_hash": "<hash at n1>", "date": "<ISO>"}}}}
-ms_per_step = (wall(n2) - wall(n1)) / (steps(n2) - steps(n1)): one training step, with the fixed cost
-(data loading, evaluation) cancelled."""
+ "units": {"<chapter>/<experiment>": {"<profile>": {"ms_per_step": <float>, "steps": [warm-up, n], "loops": <int>,
+                                                    "loop_ms": [<median ms per step of each training loop>],
+                                                    "config_hash": "<hash of the scratch config>", "date": "<ISO>",
+                                                    "timing_overrides": {...}, "data": "yes" | "stand-in ..."}}}}
+ms_per_step: one scratch run with warm-up + n steps per training loop, each step clocked inside the loop; per loop
+the median of the n steps after the warm-up; the mean over the loops the unit trains. Loading and evaluation are
+outside the loops. timing_overrides: the unit's fixed-cost-only settings the scratch run used
+(`Unit.timing_overrides`); data: "stand-in of the same shape" where the document's data is missing here."""
 
 
 def _const(*names):
@@ -67,6 +71,11 @@ class Unit:
     step_field: str | None = None                  # the config field `hyperbook time` overrides ('a.b' nested)
     steps_note: str = "no training steps (a fixed-cost measurement)"
     smoke_overrides: dict = field(default_factory=dict)   # tiny settings for tests (never used by the book)
+    # `hyperbook time` only: settings that change the fixed cost and no training step (a smaller evaluation, one of
+    # several identical repeats), so a full-size step can be timed in minutes; and, where the document's data is
+    # missing here, the switch that lets the scratch run use a stand-in of the same tensor shape.
+    timing_overrides: dict = field(default_factory=dict)
+    standin_overrides: dict = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -132,7 +141,9 @@ def _hypernets():
     from .experiments import hypernets as M
     return [Unit("hypernets", name, M.config_for(name), M.run_task, _const("mnist"), _attr("steps"), "steps",
                  "TaskConfig.steps (the autoencoder's critic steps and the compensation classifier's "
-                 "classifier_steps not counted)", {"steps": 2, "test_per_digit": 2})
+                 "classifier_steps not counted)", {"steps": 2, "test_per_digit": 2},
+                 {"test_per_digit": 10, **({"classifier_steps": 10} if M.config_for(name)("full").classifier_steps
+                                           else {})})
             for name in M.RUNS]
 
 
@@ -144,10 +155,11 @@ def _functional_images():
     units = [Unit("functional_images", "faces", *M.RUNNERS["faces"], lambda c: (c.source,), _attr("steps"),
                   "steps", "FacesConfig.steps", {"steps": 2})]
     units.append(Unit("functional_images", "sr_hypernet", *M.RUNNERS["sr_hypernet"], sr_data, _attr("steps"),
-                      "steps", "SRConfig.steps", {"steps": 2}))
+                      "steps", "SRConfig.steps", {"steps": 2}, {"test_limit": 2}))
     units.append(Unit("functional_images", "sr_srcnn", *M.RUNNERS["sr_srcnn"], sr_data,
                       lambda c: c.steps_per_scale * len(c.scales), "steps_per_scale",
-                      "SRCNNConfig.steps_per_scale x len(scales) (one SRCNN per scale)", {"steps_per_scale": 2}))
+                      "SRCNNConfig.steps_per_scale x len(scales) (one SRCNN per scale)", {"steps_per_scale": 2},
+                      {"test_limit": 2}))
     return units
 
 
@@ -156,11 +168,12 @@ def _hecnn():
     from .experiments import hecnn_images as I
     from .experiments import hecnn_speed as S
     units = [Unit("hecnn", name, M.config_for(name), M.train_experiment(name), _const("mnist"), _attr("steps"),
-                  "steps", "TrainConfig.steps", {"steps": 2, "n_test": 16}) for name in M.RUNS]
+                  "steps", "TrainConfig.steps", {"steps": 2, "n_test": 16}, {"n_test": 500}) for name in M.RUNS]
     units.append(Unit("hecnn", "filters", M.filters_config_for, M.filters_experiment, _const("mnist"),
                       steps_note="no training (filters of models at initialisation)"))
     units += [Unit("hecnn", name, I.config_for(name), I.train_experiment(name), lambda c: (c.dataset,),
-                   _attr("steps"), "steps", "ImageConfig.steps", {"steps": 1, "n_test": 8})
+                   _attr("steps"), "steps", "ImageConfig.steps", {"steps": 1, "n_test": 8}, {"n_test": 256},
+                   {"allow_standin": True})
               for name in I.RUNS]
     units.append(Unit("hecnn", "benchmark", S.bench_config_for, S.benchmark_experiment,
                       steps_note="no training (a speed benchmark)", smoke_overrides={"batch_size": 2}))
@@ -171,11 +184,12 @@ def _hcnn():
     from .experiments import hcnn as M
     units = [Unit("hcnn", name, M.train_config_for(name), M.train_experiment(name),
                   lambda c: ("cifar10" if c.num_classes == 10 else "cifar100",), _attr("steps"), "steps",
-                  "TrainConfig.steps", {"steps": 1, "test_n": 16}) for name in M.TRAIN_RUNS]
+                  "TrainConfig.steps", {"steps": 1, "test_n": 16}, {"test_n": 200}) for name in M.TRAIN_RUNS]
     units.append(Unit("hcnn", "translation", M.translation_config_for, M.translation_experiment,
                       _const("cifar10"), _attr("train.steps"), "train.steps",
                       "TranslationConfig.train.steps (the circular HCNN it trains)",
-                      {"train.steps": 1, "bank_n": 16, "n_queries": 4}))
+                      {"train.steps": 1, "bank_n": 16, "n_queries": 4},
+                      {"train.test_n": 200, "bank_n": 64, "n_queries": 8}))
     units.append(Unit("hcnn", "speed", M.speed_config_for, M.speed_experiment,
                       steps_note="no training (a speed benchmark)",
                       smoke_overrides={"batch_size": 2, "plain_widths": (), "warmup": 0,
@@ -186,7 +200,9 @@ def _hcnn():
 def _thesis_irevnet():
     from .experiments import thesis_irevnet as M
     units = [Unit("thesis_irevnet", f"train_{m}", M.train_config_for(m), M.run_train, _const("cifar10"),
-                  _attr("steps"), "steps", "TrainConfig.steps", {"steps": 1}) for m in M.MODELS]
+                  _attr("steps"), "steps", "TrainConfig.steps", {"steps": 1},
+                  {"n_test": 256, "n_noise": 64, "n_recon": 64, "probe_train": 256, "probe_test": 64,
+                   "interp_pairs": 1}) for m in M.MODELS]
     units.append(Unit("thesis_irevnet", "memory", M.memory_config_for, M.run_memory,
                       steps_note="no training (peak-memory probes)",
                       smoke_overrides={"cases": (("cifar_b", 2, 32),), "repeats": 0}))
@@ -200,23 +216,25 @@ def _thesis_rfnn():
         return sum(M.steps_for(c, n) for n in c.sizes) * len(c.seeds) * len(c.models)
     notes = {
         "mnist_sizes": (sizes_steps, "max_steps", "sum over sizes of steps_for(size) (min of the official "
-                        "epochs and max_steps) x len(seeds) x len(models)", {"max_steps": 2, "n_test": 16}),
+                        "epochs and max_steps) x len(seeds) x len(models)", {"max_steps": 2, "n_test": 16},
+                        {"n_test": 500, "seeds": (0,)}),
         "ablation": (lambda c: c.steps * len(c.variants), "steps", "AblationConfig.steps x len(variants)",
                      {"steps": 1}),
         "class_subsets": (lambda c: c.steps * len(c.variants) * len(c.class_counts), "steps",
                           "ClassSubsetConfig.steps x len(variants) x len(class_counts)", {"steps": 1}),
         "cifar10": (lambda c: c.steps * len(c.variants), "steps", "CifarConfig.steps x len(variants)",
-                    {"steps": 1, "n_test": 8}),
+                    {"steps": 1, "n_test": 8}, {"n_test": 256}),
         "cifar100": (lambda c: c.steps * len(c.variants), "steps", "CifarConfig.steps x len(variants)",
-                     {"steps": 1, "n_test": 8}),
+                     {"steps": 1, "n_test": 8}, {"n_test": 256}, {"allow_standin": True}),
     }
     data = {"mnist_sizes": _const("mnist"), "ablation": lambda c: (c.dataset,),
             "class_subsets": lambda c: (c.dataset,), "cifar10": lambda c: (c.which,), "cifar100": lambda c: (c.which,)}
     units = []
     for name, (config_for, fn) in M.EXPERIMENTS.items():
-        steps_of, step_field, note, smoke = notes.get(name, (None, None, "steps not known to the registry", {}))
+        steps_of, step_field, note, smoke, *timing = notes.get(name, (None, None, "steps not known to the "
+                                                                      "registry", {}))
         units.append(Unit("thesis_rfnn", name, config_for, fn, data.get(name, _const()), steps_of, step_field,
-                          note, smoke))
+                          note, smoke, *timing))
     return units
 
 
@@ -226,12 +244,15 @@ def _thesis_steerable():
         Unit("thesis_steerable", "blobs", M.BlobsConfig.for_profile, M.run_blobs, _const(),
              lambda c: c.steps * len(c.kinds) * 2, "steps",
              "BlobsConfig.steps x len(kinds) x 2 (dynamic block and pixel FCN)",
-             {"steps": 1, "kinds": ("binary",), "size": 24, "batch": 1, "n_test": 2, "n_panel": 1}),
+             {"steps": 1, "kinds": ("binary",), "size": 24, "batch": 1, "n_test": 2, "n_panel": 1},
+             {"n_test": 8, "n_panel": 1}),
         Unit("thesis_steerable", "cifar_frames", M.CifarFramesConfig.for_profile, M.run_cifar_frames,
              _const("cifar10"), lambda c: M.reduced_steps(c) * len(c.archs) * len(c.frames) * c.runs, "steps",
-             "reduced_steps(config) (steps, else epochs x n_train / batch) x archs x frames x runs", {"steps": 1}),
+             "reduced_steps(config) (steps, else epochs x n_train / batch) x archs x frames x runs", {"steps": 1},
+             {"runs": 1, "n_test": 256}),
         Unit("thesis_steerable", "bsds", M.BsdsConfig.for_profile, M.run_bsds, _const("bsds500"),
-             lambda c: c.steps * 2, "steps", "BsdsConfig.steps x 2 (dynamic and static network)", {"steps": 1}),
+             lambda c: c.steps * 2, "steps", "BsdsConfig.steps x 2 (dynamic and static network)", {"steps": 1},
+             {"n_test": 2}),
     ]
     if hasattr(M, "run_canny_calibration"):   # not (yet) called by the chapter; no training
         units.append(Unit("thesis_steerable", "canny_calibration", M.CannyCalibrationConfig.for_profile,
@@ -388,9 +409,10 @@ class CostModel:
         for table in self.timings:
             entry = table["units"].get(unit.key, {}).get(profile)
             if entry and steps is not None:
+                on_standin = "; on a stand-in of the same shape" if entry.get("data", "").startswith("stand-in") else ""
                 return Estimate(entry["ms_per_step"] * steps / 1000.0,
                                 f"step-time table {Path(table['path']).name} ({entry.get('date', '?')[:10]}; "
-                                "training steps only)", recorded)
+                                f"training steps only{on_standin})", recorded)
         for p in sorted(same, key=lambda q: q.get("date", ""), reverse=True):   # newest record first
             try:
                 old_steps = unit.steps(apply_overrides(type(config)(**_rebuild(type(config), p["config"])), None))
@@ -460,42 +482,55 @@ def format_plan(rows: list[dict], profile: str, device: str) -> str:
 
 
 # ============================================================================ hyperbook time
-def time_unit(unit: Unit, profile: str, n: int, device: str = "cpu", data_dir=None, scratch=None) -> dict:
-    """ms per training step of `unit` at `profile`: run it with its step field at n and 2n (and n again first,
-    as a warm-up that loads the data caches) in a scratch results folder, and take
-    (wall(2n) - wall(n)) / (steps(2n) - steps(n)), so the fixed cost (loading, evaluation) cancels."""
+class UntimeableError(BookError):
+    """A unit whose data is missing here and which has no stand-in of the same shape."""
+
+
+def time_unit(unit: Unit, profile: str, n: int, device: str = "cpu", data_dir=None, scratch=None,
+              warmup: int = 2) -> dict:
+    """ms per training step of `unit` at `profile`: one scratch run with its step field at warmup + n, every step
+    of every training loop clocked (`train.step_times`); per loop, the median of the steps after the first
+    `warmup`; ms_per_step = the mean of those medians over the loops it trains (models of one unit train equal
+    step counts). Loading and evaluation are outside the loops, so they never enter the figure; the unit's
+    `timing_overrides` only make them cheaper."""
+    import statistics
     import tempfile
 
     import torch
 
     from .context import RunContext
+    from .train import step_times
     if unit.step_field is None:
         raise BookError(f"{unit.key} has no step field in its config ({unit.steps_note}): it cannot be timed "
                         "per step")
-    if n < 1:
-        raise BookError(f"--steps must be at least 1, got {n}")
-    walls, steps = {}, {}
+    if n < 1 or warmup < 0:
+        raise BookError(f"--steps must be at least 1 and --warmup at least 0, got {n} and {warmup}")
+    state = data_state(unit, profile, data_dir)
+    standin = state.startswith("MISSING")
+    fixed = {**unit.timing_overrides, **(unit.standin_overrides if standin else {})}
+    overrides = {**fixed, unit.step_field: warmup + n}
     with tempfile.TemporaryDirectory(prefix="hyperbook-time-", dir=scratch) as tmp:
-        ctx = RunContext.from_params(unit.chapter, profile, device, data_dir, tmp, reuse=False)
-        for k in (n, n, 2 * n):
-            overrides = {unit.step_field: k}
-            steps[k] = unit.steps(unit.config(profile, overrides))
-            t0 = time.perf_counter()
-            unit.run(ctx, overrides)
-            wall = time.perf_counter() - t0
-            walls[k] = min(walls.get(k, wall), wall)
-    if steps[2 * n] == steps[n]:
-        raise BookError(f"{unit.key}: {unit.step_field}={n} and {2 * n} give the same number of steps "
-                        f"({steps[n]}); pick a larger --steps")
+        ctx = replace(RunContext.from_params(unit.chapter, profile, device, data_dir, tmp, reuse=False), timing=True)
+        t0 = time.perf_counter()
+        with step_times() as loops:
+            try:
+                unit.run(ctx, overrides)
+            except DatasetMissingError as err:
+                raise UntimeableError(f"{unit.key} cannot be timed at {profile} here: {state.lower()} and it has "
+                                      f"no stand-in of the same shape ({err})") from err
+        wall = time.perf_counter() - t0
+    timed = [d[warmup:] for _, d in loops if len(d) > warmup]
+    if not timed:
+        raise BookError(f"{unit.key}: no training loop ran more than {warmup} steps with {unit.step_field}="
+                        f"{warmup + n}; pick a larger --steps")
+    medians = [statistics.median(d) for d in timed]
     from .results import _device_name
-    ms = 1000.0 * (walls[2 * n] - walls[n]) / (steps[2 * n] - steps[n])
-    if ms <= 0:   # the fixed cost's noise is larger than n extra steps: a table entry would be meaningless
-        raise BookError(f"{unit.key}: {steps[2 * n]} steps took {walls[2 * n]:.1f} s and {steps[n]} steps "
-                        f"{walls[n]:.1f} s: its fixed cost (loading, evaluation) varies more than {n} steps "
-                        "cost; pick a larger --steps")
-    return {"unit": unit.key, "profile": profile, "ms_per_step": round(ms, 3), "steps": [steps[n], steps[2 * n]],
-            "walls_s": [round(walls[n], 3), round(walls[2 * n], 3)],
-            "config_hash": config_hash(unit.config(profile, {unit.step_field: n})),
+    return {"unit": unit.key, "profile": profile, "ms_per_step": round(1000.0 * statistics.fmean(medians), 3),
+            "steps": [warmup, n], "loops": len(timed),
+            "loop_ms": [round(1000.0 * m, 3) for m in medians], "wall_s": round(wall, 3),
+            "config_hash": config_hash(unit.config(profile, overrides)),
+            "timing_overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in fixed.items()},
+            "data": "stand-in of the same shape (" + state[len("MISSING: "):] + " absent)" if standin else state,
             "machine": _device_name(device), "device": device_kind(device if device != "auto" else "cpu"),
             "torch": torch.__version__, "threads": torch.get_num_threads(),
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
@@ -510,7 +545,8 @@ def write_timing(entry: dict, results_dir=DEFAULT_RESULTS_DIR) -> Path:
     table.update(machine=entry["machine"], device=entry["device"], torch=entry["torch"], threads=entry["threads"],
                  date=entry["date"])
     table["units"].setdefault(entry["unit"], {})[entry["profile"]] = {
-        k: entry[k] for k in ("ms_per_step", "steps", "config_hash", "date")}
+        k: entry[k] for k in ("ms_per_step", "steps", "loops", "loop_ms", "config_hash", "date", "timing_overrides",
+                              "data") if k in entry}
     tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
     tmp.write_text(json.dumps(table, indent=1, sort_keys=True))
     os.replace(tmp, path)
@@ -518,4 +554,4 @@ def write_timing(entry: dict, results_dir=DEFAULT_RESULTS_DIR) -> Path:
 
 
 __all__ = ["Unit", "all_units", "get_unit", "select", "chapter_units", "CostModel", "Estimate", "plan_rows",
-           "format_plan", "data_state", "time_unit", "write_timing", "TRAINING_PROFILES", "replace"]
+           "format_plan", "data_state", "time_unit", "write_timing", "UntimeableError", "TRAINING_PROFILES", "replace"]

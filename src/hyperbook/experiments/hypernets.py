@@ -33,7 +33,8 @@ from ..data.mnist import load_mnist, to_signed
 from ..data.transforms import affine, random_affine, rotate
 from ..errors import UnknownChoiceError
 from ..models.hypernets import build
-from ..train import FitResult, _atomic_torch_save, check_precision, checkpoint_path, finish_training, fit, seed_everything, step_generator
+from ..train import (FitResult, _atomic_torch_save, check_precision, checkpoint_path, finish_training, fit,
+                     seed_everything, step_clock, step_generator)
 from ..results import config_hash
 
 CHAPTER = "hypernets"
@@ -270,7 +271,7 @@ def fit_adversarial_autoencoder(model, batch_fn, images_fn, *, steps: int, lr: f
     end = steps if stop_after is None else min(steps, stop_after)
     window, items, t0 = [], 0, time.time()
     bar = tqdm(range(start, end), desc=desc, disable=not progress, initial=start, total=steps, mininterval=2.0)
-    for step in bar:
+    for step in step_clock(bar, device, desc):
         image, params, target = batch_fn(step)
         with autocast():
             r_loss = (model(image, params) - target).pow(2).mean()
@@ -331,7 +332,7 @@ def train_digit_classifier(train_x, train_y, steps: int, seed: int, device, batc
         return train_x[idx], train_y[idx]
 
     fit(clf, lambda m, b: F.cross_entropy(m(b[0]), b[1]), batch_fn, steps=steps, lr=1e-3, device=device,
-        log_every=max(1, steps // 10), desc="digit classifier", progress=False)
+        log_every=max(1, steps // 10), desc="digit classifier", progress=False, counted=False)
     return clf.eval()
 
 
