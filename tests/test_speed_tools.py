@@ -58,3 +58,13 @@ def test_readme_speed_table_is_the_committed_measurement():
     readme = (REPO_ROOT / "README.md").read_text()
     block = readme.split("<!-- speedups:begin -->\n")[1].split("\n<!-- speedups:end -->")[0]
     assert block == bench.speedups_markdown()
+
+
+def test_readme_full_cost_table_is_the_committed_step_time_table():
+    """The README's per-chapter CPU hours are generated from the committed records and results/_timings (`hyperbook
+    plan --profile full --readme`), never typed."""
+    from hyperbook.results import REPO_ROOT
+    from hyperbook.units import full_cost_markdown
+    readme = (REPO_ROOT / "README.md").read_text()
+    block = readme.split("<!-- costs:begin -->\n")[1].split("\n<!-- costs:end -->")[0]
+    assert block == full_cost_markdown()

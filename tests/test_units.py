@@ -191,8 +191,8 @@ def test_unit_run_checks_chapter(tmp_path):
 
 
 FIXED_COST_FIELDS = {"n_test", "test_n", "train.test_n", "test_per_digit", "classifier_steps", "bank_n", "n_queries",
-                     "n_noise", "n_recon", "probe_train", "probe_test", "interp_pairs", "test_limit", "n_panel",
-                     "runs", "seeds"}
+                     "n_noise", "n_recon", "probe_train", "probe_test", "interp_pairs", "test_limit", "test_max_side",
+                     "n_panel", "runs", "seeds", "jacobian_images"}
 
 
 def test_timing_overrides_touch_only_the_fixed_cost():
@@ -235,3 +235,18 @@ def test_time_names_a_unit_without_a_same_shape_standin(monkeypatch, tmp_path, c
     assert cli.main(["time", "functional_images/faces", "--profile", "full", "--steps", "2", "--data-dir",
                      str(tmp_path), "--results-dir", str(tmp_path)]) == 0
     assert "skip functional_images/faces cannot be timed" in capsys.readouterr().out
+
+
+def test_chapter_costs_reads_the_step_time_table(tmp_path):
+    """The chapters' cost table is the CostModel's estimate: ms/step from the committed table x the unit's steps."""
+    from hyperbook.units import chapter_costs
+    u = get_unit("hcnn/cifar10_hcnn")
+    write_timing({"unit": u.key, "profile": "full", "ms_per_step": 1500.0, "steps": [1, 2], "config_hash": "x",
+                  "machine": "CPU (x86_64, 2 cores)", "device": "cpu", "torch": "t", "threads": 2,
+                  "date": "2026-12-02T00:00"}, tmp_path)
+    table = chapter_costs("hcnn", "full", tmp_path, tmp_path)
+    rows = table.frame.set_index("experiment")
+    assert rows.loc["cifar10_hcnn", "CPU hours"] == f"{1.5 * u.steps(u.config('full')) / 3600:.2f}"
+    assert rows.loc["cifar10_hcnn_plus", "CPU hours"] == "not timed"
+    assert rows.loc["cifar10_hcnn", "GPU hours"] == "not timed"
+    assert "7 units not timed on a CPU" in table.caption and "step-time table cpu-x86-64-2-cores.json" in table.caption

@@ -222,6 +222,11 @@ def _cost(args):
 def cmd_plan(args) -> None:
     from .profiles import check_training_profile
     from .units import format_plan, plan_rows, select
+    if args.readme:
+        from .results import DEFAULT_RESULTS_DIR
+        from .units import full_cost_markdown
+        print(full_cost_markdown(args.results_dir or DEFAULT_RESULTS_DIR))
+        return
     profile = check_training_profile(args.profile)
     device, cost = _cost(args)
     print(format_plan(plan_rows(select(args.units), profile, cost, args.data_dir), profile, device))
@@ -303,6 +308,8 @@ def add_unit_commands(sub) -> None:
     pl = sub.add_parser("plan", help="estimated hours of every unit of a profile on a device")
     _unit_options(pl, "units or chapters (default: all)")
     pl.add_argument("--machine", default=None, help="only records / timings of a device name containing this")
+    pl.add_argument("--readme", action="store_true",
+                    help="print the README's per-chapter summary of the full protocols' CPU hours instead")
     pl.set_defaults(fn=cmd_plan)
     ti = sub.add_parser("time", help="measure ms per training step (median of clocked steps) into results/_timings/")
     _unit_options(ti, "units or chapters", units_required=True)
@@ -359,4 +366,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    import faulthandler
+    faulthandler.enable()     # a crash in native code (an HCNN(+) run once segfaulted) prints the Python stack
     sys.exit(main())

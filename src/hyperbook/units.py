@@ -155,11 +155,11 @@ def _functional_images():
     units = [Unit("functional_images", "faces", *M.RUNNERS["faces"], lambda c: (c.source,), _attr("steps"),
                   "steps", "FacesConfig.steps", {"steps": 2})]
     units.append(Unit("functional_images", "sr_hypernet", *M.RUNNERS["sr_hypernet"], sr_data, _attr("steps"),
-                      "steps", "SRConfig.steps", {"steps": 2}, {"test_limit": 2}))
+                      "steps", "SRConfig.steps", {"steps": 2}, {"test_limit": 1, "test_max_side": 96}))
     units.append(Unit("functional_images", "sr_srcnn", *M.RUNNERS["sr_srcnn"], sr_data,
                       lambda c: c.steps_per_scale * len(c.scales), "steps_per_scale",
                       "SRCNNConfig.steps_per_scale x len(scales) (one SRCNN per scale)", {"steps_per_scale": 2},
-                      {"test_limit": 2}))
+                      {"test_limit": 1, "test_max_side": 96}))
     return units
 
 
@@ -202,7 +202,7 @@ def _thesis_irevnet():
     units = [Unit("thesis_irevnet", f"train_{m}", M.train_config_for(m), M.run_train, _const("cifar10"),
                   _attr("steps"), "steps", "TrainConfig.steps", {"steps": 1},
                   {"n_test": 256, "n_noise": 64, "n_recon": 64, "probe_train": 256, "probe_test": 64,
-                   "interp_pairs": 1}) for m in M.MODELS]
+                   "interp_pairs": 1, "jacobian_images": 0}) for m in M.MODELS]
     units.append(Unit("thesis_irevnet", "memory", M.memory_config_for, M.run_memory,
                       steps_note="no training (peak-memory probes)",
                       smoke_overrides={"cases": (("cifar_b", 2, 32),), "repeats": 0}))
@@ -481,6 +481,65 @@ def format_plan(rows: list[dict], profile: str, device: str) -> str:
     return "\n".join(lines)
 
 
+def chapter_costs(chapter: str, profile: str = "full", results_dir=DEFAULT_RESULTS_DIR, data_dir=None):
+    """A chapter's "what it costs to rerun" table: per unit, its training steps at `profile`, the estimated hours on
+    a CPU and on a GPU (`CostModel`: a record of this config, else the committed step-time table, else an older
+    record scaled by steps; "not timed" when none exists), recorded or not, and whether its data is here."""
+    import pandas as pd
+
+    from . import tables
+    profile = check_training_profile(profile)
+    records = scan_records(results_dir)
+    models = {d: CostModel(d, results_dir, records=records) for d in ("cpu", "cuda")}
+    rows, sources = [], set()
+    for u in chapter_units(chapter):
+        est = {d: m.estimate(u, profile) for d, m in models.items()}
+        sources.update(e.source for e in est.values() if e.seconds is not None)
+        rows.append({"experiment": u.name, "steps": u.steps(u.config(profile)),
+                     "CPU hours": hours(est["cpu"].seconds), "GPU hours": hours(est["cuda"].seconds),
+                     "recorded": "yes" if est["cpu"].recorded else "no", "data here": data_state(u, profile, data_dir)})
+    frame = pd.DataFrame(rows)
+    frame["steps"] = frame["steps"].map(lambda v: "-" if v is None or pd.isna(v) else f"{int(v):,}")
+    timed = {d: [models[d].estimate(u, profile).seconds for u in chapter_units(chapter)] for d in models}
+    totals = {d: sum(x for x in v if x is not None) / 3600 for d, v in timed.items()}
+    untimed = {d: sum(x is None for x in v) for d, v in timed.items()}
+    caption = (f"{profile} profile. Estimates from: {'; '.join(sorted(sources)) or 'nothing measured yet'}. Training "
+               f"steps only (loading and evaluation excluded). Timed units add up to {totals['cpu']:.1f} CPU hours "
+               f"({untimed['cpu']} units not timed on a CPU) and {totals['cuda']:.1f} GPU hours ({untimed['cuda']} "
+               f"not timed on a GPU). One unit: `hyperbook train {chapter}/<experiment> --profile {profile}`.")
+    return tables.show(frame, caption=caption)
+
+
+def full_cost_markdown(results_dir=DEFAULT_RESULTS_DIR, fits_hours: float = 2.0) -> str:
+    """The README's "what the full protocols cost" block, from the committed records and step-time tables: per
+    chapter the units, how many are timed on a CPU, their estimated CPU hours, and which fit in `fits_hours`."""
+    from .chapters import CHAPTERS
+    cpu = CostModel("cpu", results_dir)
+    tables_used = sorted({f"{t['machine']}, {t.get('threads', '?')} threads, torch {t.get('torch', '?')}, "
+                          f"{str(t.get('date', '?'))[:10]}" for t in cpu.timings if t.get("units")})
+    lines = [f"Estimated training hours of every unit's `full` protocol on a CPU ({'; '.join(tables_used) or 'none'}; "
+             "`hyperbook plan --profile full`): a recorded run's wall time, else the measured ms/step times the steps. "
+             "Loading and evaluation are not included.", "",
+             f"| chapter | units | timed | CPU hours of the timed ones | longest | within {fits_hours:g} h |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    fitting = []
+    for chapter in CHAPTERS:
+        if chapter not in BUILDERS:
+            continue
+        units = [u for u in chapter_units(chapter) if u.step_field is not None]   # benchmarks train nothing
+        est = {u.key: cpu.estimate(u, "full").seconds for u in units}
+        timed = {k: v / 3600 for k, v in est.items() if v is not None}
+        fit = sorted((h, k) for k, h in timed.items() if h <= fits_hours)
+        fitting += fit
+        longest = max(timed.items(), key=lambda kv: kv[1]) if timed else None
+        lines.append(f"| {chapter} | {len(units)} | {len(timed)} | {sum(timed.values()):,.1f} | "
+                     + (f"{longest[0].split('/')[1]} ({longest[1]:,.0f} h)" if longest else "-")
+                     + f" | {len(fit)} |")
+    lines += ["", f"Within {fits_hours:g} CPU hours: " + (", ".join(f"{k} ({h:.2f} h)" for h, k in sorted(fitting))
+                                                          or "none") + "."]
+    return "\n".join(lines)
+
+
 # ============================================================================ hyperbook time
 class UntimeableError(BookError):
     """A unit whose data is missing here and which has no stand-in of the same shape."""
@@ -554,4 +613,5 @@ def write_timing(entry: dict, results_dir=DEFAULT_RESULTS_DIR) -> Path:
 
 
 __all__ = ["Unit", "all_units", "get_unit", "select", "chapter_units", "CostModel", "Estimate", "plan_rows",
-           "format_plan", "data_state", "time_unit", "write_timing", "UntimeableError", "TRAINING_PROFILES", "replace"]
+           "format_plan", "data_state", "time_unit", "write_timing", "UntimeableError", "chapter_costs",
+           "full_cost_markdown", "TRAINING_PROFILES", "replace"]
