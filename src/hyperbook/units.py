@@ -491,16 +491,17 @@ def chapter_costs(chapter: str, profile: str = "full", results_dir=DEFAULT_RESUL
     profile = check_training_profile(profile)
     records = scan_records(results_dir)
     models = {d: CostModel(d, results_dir, records=records) for d in ("cpu", "cuda")}
-    rows, sources = [], set()
+    rows, sources, timed = [], set(), {d: [] for d in models}
     for u in chapter_units(chapter):
         est = {d: m.estimate(u, profile) for d, m in models.items()}
         sources.update(e.source for e in est.values() if e.seconds is not None)
+        for d, e in est.items():
+            timed[d].append(e.seconds)
         rows.append({"experiment": u.name, "steps": u.steps(u.config(profile)),
                      "CPU hours": hours(est["cpu"].seconds), "GPU hours": hours(est["cuda"].seconds),
                      "recorded": "yes" if est["cpu"].recorded else "no", "data here": data_state(u, profile, data_dir)})
     frame = pd.DataFrame(rows)
     frame["steps"] = frame["steps"].map(lambda v: "-" if v is None or pd.isna(v) else f"{int(v):,}")
-    timed = {d: [models[d].estimate(u, profile).seconds for u in chapter_units(chapter)] for d in models}
     totals = {d: sum(x for x in v if x is not None) / 3600 for d, v in timed.items()}
     untimed = {d: sum(x is None for x in v) for d, v in timed.items()}
     caption = (f"{profile} profile. Estimates from: {'; '.join(sorted(sources)) or 'nothing measured yet'}. Training "
@@ -513,7 +514,6 @@ def chapter_costs(chapter: str, profile: str = "full", results_dir=DEFAULT_RESUL
 def full_cost_markdown(results_dir=DEFAULT_RESULTS_DIR, fits_hours: float = 2.0) -> str:
     """The README's "what the full protocols cost" block, from the committed records and step-time tables: per
     chapter the units, how many are timed on a CPU, their estimated CPU hours, and which fit in `fits_hours`."""
-    from .chapters import CHAPTERS
     cpu = CostModel("cpu", results_dir)
     tables_used = sorted({f"{t['machine']}, {t.get('threads', '?')} threads, torch {t.get('torch', '?')}, "
                           f"{str(t.get('date', '?'))[:10]}" for t in cpu.timings if t.get("units")})
