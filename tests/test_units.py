@@ -250,3 +250,38 @@ def test_chapter_costs_reads_the_step_time_table(tmp_path):
     assert rows.loc["cifar10_hcnn_plus", "CPU hours"] == "not timed"
     assert rows.loc["cifar10_hcnn", "GPU hours"] == "not timed"
     assert "7 units not timed on a CPU" in table.caption and "step-time table cpu-x86-64-2-cores.json" in table.caption
+
+
+def test_busy_elsewhere_sees_another_process_and_not_its_own_work():
+    """The reading behind `hyperbook time`'s refusal: a spinning child shows as about a core, this process's
+    own spinning does not count."""
+    import subprocess
+    import sys
+    from hyperbook.cpu_load import busy_elsewhere
+    if busy_elsewhere(0.05) is None:
+        pytest.skip("no /proc here")
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        import time as _t
+        _t.sleep(0.3)
+        assert busy_elsewhere(0.5) > 0.6
+    finally:
+        spinner.kill()
+        spinner.wait()
+
+
+def test_time_refuses_a_busy_machine_and_records_the_reading(monkeypatch, tmp_path, capsys):
+    """A step time measured beside another job is inflated (2-4x on 2026-12-02's table): `hyperbook time`
+    stops with a clear error unless --allow-busy, and every entry carries the reading it was made under."""
+    from hyperbook import cpu_load, units
+    monkeypatch.setattr(cpu_load, "busy_elsewhere", lambda interval=1.0: 1.3)
+    argv = ["time", "hecnn/t1_cnn_mnist", "--profile", "smoke", "--steps", "1", "--results-dir", str(tmp_path)]
+    assert cli.main(argv) == 2
+    assert "1.30 CPU cores busy" in capsys.readouterr().err
+    fake = {"unit": "hecnn/t1_cnn_mnist", "profile": "smoke", "ms_per_step": 1.0, "steps": [2, 1], "loops": 1,
+            "config_hash": "x", "machine": "CPU (x86_64, 2 cores)", "device": "cpu", "torch": "t", "threads": 2,
+            "date": "2026-12-03T00:00", "wall_s": 0.0, "data": "yes"}
+    monkeypatch.setattr(units, "time_unit", lambda *a, **k: dict(fake))
+    assert cli.main(argv + ["--allow-busy"]) == 0
+    table = json.loads(next((tmp_path / "_timings").glob("*.json")).read_text())
+    assert table["units"]["hecnn/t1_cnn_mnist"]["smoke"]["busy_elsewhere_cores"] == 1.3

@@ -235,6 +235,8 @@ def cmd_plan(args) -> None:
 def cmd_time(args) -> None:
     from .profiles import check_training_profile
     from .results import DEFAULT_RESULTS_DIR
+    from .cpu_load import BUSY_LIMIT, busy_elsewhere
+    from .errors import BusyMachineError
     from .units import UntimeableError, select, time_unit, write_timing
     profile = check_training_profile(args.profile)
     device = resolve_device(args.device)
@@ -242,11 +244,15 @@ def cmd_time(args) -> None:
         if unit.step_field is None:
             print(f"skip {unit.key}: its config has no step field ({unit.steps_note})")
             continue
+        busy = busy_elsewhere()
+        if busy is not None and busy > BUSY_LIMIT and not args.allow_busy:
+            raise BusyMachineError(busy, BUSY_LIMIT)
         try:
             entry = time_unit(unit, profile, args.steps, device, args.data_dir, warmup=args.warmup)
         except UntimeableError as err:     # the others still get timed
             print(f"skip {err}", flush=True)
             continue
+        entry["busy_elsewhere_cores"] = None if busy is None else round(busy, 2)
         path = write_timing(entry, args.results_dir or DEFAULT_RESULTS_DIR)
         print(f"{unit.key} ({profile}): {entry['ms_per_step']:.1f} ms/step (median of {args.steps} steps after "
               f"{args.warmup} warm-up, {entry['loops']} loop(s); run {entry['wall_s']:.0f} s; data: {entry['data']})"
@@ -315,6 +321,8 @@ def add_unit_commands(sub) -> None:
     _unit_options(ti, "units or chapters", units_required=True)
     ti.add_argument("--steps", type=int, required=True, help="n: the median of n clocked steps per training loop")
     ti.add_argument("--warmup", type=int, default=2, help="steps run before the n clocked ones (default 2)")
+    ti.add_argument("--allow-busy", action="store_true",
+                    help="time even while other processes keep the CPU busy (the entry records how busy)")
     ti.set_defaults(fn=cmd_time)
     ca = sub.add_parser("campaign", help="run the unrecorded units that fit a time budget, one at a time")
     _unit_options(ca, "units or chapters (default: all)")

@@ -27,3 +27,10 @@ class NoGPUError(BookError, RuntimeError):
     def __init__(self, asked: str):
         super().__init__(f"device {asked!r} was asked for but torch sees no CUDA GPU here; "
                          "use device='auto' (CUDA when present, else CPU) or device='cpu'")
+
+
+class BusyMachineError(BookError, RuntimeError):
+    def __init__(self, busy: float, limit: float):
+        super().__init__(f"other processes keep {busy:.2f} CPU cores busy (limit {limit}); a step time measured "
+                         "beside them is inflated. Stop the other job (training, tests) and run `hyperbook time` "
+                         "again, or pass --allow-busy to time anyway")

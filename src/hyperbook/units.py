@@ -605,7 +605,7 @@ def write_timing(entry: dict, results_dir=DEFAULT_RESULTS_DIR) -> Path:
                  date=entry["date"])
     table["units"].setdefault(entry["unit"], {})[entry["profile"]] = {
         k: entry[k] for k in ("ms_per_step", "steps", "loops", "loop_ms", "config_hash", "date", "timing_overrides",
-                              "data") if k in entry}
+                              "data", "busy_elsewhere_cores") if k in entry}
     tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
     tmp.write_text(json.dumps(table, indent=1, sort_keys=True))
     os.replace(tmp, path)
