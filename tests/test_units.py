@@ -230,6 +230,8 @@ def test_time_names_a_unit_without_a_same_shape_standin(monkeypatch, tmp_path, c
     def missing(self, ctx, overrides=None):
         raise DatasetMissingError("celeba", tmp_path / "celeba", "put CelebA there")
     monkeypatch.setattr(Unit, "run", missing)
+    from hyperbook import cpu_load
+    monkeypatch.setattr(cpu_load, "busy_elsewhere", lambda interval=1.0: 0.0)   # whatever else the machine runs
     with pytest.raises(UntimeableError, match="no stand-in of the same shape"):
         time_unit(get_unit("functional_images/faces"), "full", 2, data_dir=tmp_path, scratch=tmp_path)
     assert cli.main(["time", "functional_images/faces", "--profile", "full", "--steps", "2", "--data-dir",
