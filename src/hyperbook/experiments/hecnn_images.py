@@ -92,7 +92,7 @@ def config_for(experiment: str):
                                n_test=16)
         if profile == "reduced":    # a CPU-sized run: a fraction of an epoch; full width only for the small residual net
             if arch == "wrn16_8":   # 96 px: 300 steps of 64 measured 6.8 CPU h over the six models (D8 G-CNN 39 s a
-                # step), so E-T4's reduced run is a code-path check: 40 steps of 32 (12% of an epoch), 500 test images
+                # step), so E-T4's reduced run is a code-path check: 40 steps of 32 (1,280 images), 500 test images
                 return ImageConfig(arch, variant, dataset, width=REDUCED_WIDTH[arch], steps=40, batch_size=32, lr=lr,
                                    n_test=500)
             return ImageConfig(arch, variant, dataset, width=REDUCED_WIDTH[arch], steps=300, batch_size=64, lr=lr,
