@@ -1,8 +1,14 @@
 """Budget logic of `hyperbook campaign`, on a fake registry with known estimates."""
+import dataclasses
+import json
+
 import pytest
 
-from hyperbook.campaign import Candidate, ordered, parse_budget, run_campaign
+from hyperbook import campaign
+from hyperbook.campaign import Candidate, candidates, ordered, parse_budget, run_campaign
 from hyperbook.errors import BookError
+from hyperbook.results import config_hash
+from hyperbook.units import CostModel, get_unit
 
 
 class FakeClock:
@@ -14,7 +20,7 @@ class FakeClock:
 
 
 def fake_runner(clock, durations, ran):
-    def run(key, timeout_s):
+    def run(key, timeout_s, seed=None):
         ran.append((key, timeout_s))
         took = durations[key]
         if took > timeout_s:
@@ -84,3 +90,52 @@ def test_safety_factor_and_resume_after_kill():
     clock2, ran2 = FakeClock(), []
     run_campaign(again, 2000, fake_runner(clock2, durations, ran2), clock=clock2, log=lambda s: None)
     assert [k for k, _ in ran2] == ["c/mid"]
+
+
+def _prov(config, wall):
+    return {"profile": "reduced", "config_hash": config_hash(config), "device": "CPU (x86_64, 2 cores)",
+            "wall_time_s": wall, "date": "2026-12-03", "config": json.loads(json.dumps(dataclasses.asdict(config)))}
+
+
+def test_seeds_make_one_candidate_per_unit_and_seed_and_a_seedless_unit_only_seed_0(tmp_path):
+    cnn, nested, seedless = get_unit("hecnn/t1_cnn_mnist"), get_unit("hcnn/translation"), get_unit("hcnn/speed")
+    records = {("hecnn", "t1_cnn_mnist"): [_prov(cnn.config("reduced", {"seed": 1}), 40.0)]}
+    cost = CostModel("cpu", tmp_path, records=records, timings=[])
+    logged = []
+    out = candidates([cnn, nested, seedless], "reduced", cost, seeds=(0, 1, 2), log=logged.append)
+    assert [c.label for c in out] == ["hecnn/t1_cnn_mnist seed 0", "hecnn/t1_cnn_mnist seed 1",
+                                      "hecnn/t1_cnn_mnist seed 2", "hcnn/translation seed 0",
+                                      "hcnn/translation seed 1", "hcnn/translation seed 2", "hcnn/speed"]
+    assert [c.recorded for c in out[:3]] == [False, True, False]    # only seed 1's hash is recorded
+    assert out[0].estimate_s == pytest.approx(40.0)                 # seed 1's run, scaled by (equal) steps
+    assert out[-1].seed is None and len(logged) == 2 and "no seed" in logged[0]
+    assert [c.seed for c in candidates([cnn], "reduced", cost)] == [None]   # no --seeds: the config's own
+
+
+def test_campaign_passes_each_seed_to_the_runner_and_reports_by_label():
+    clock, ran = FakeClock(), []
+    cands = [Candidate("u/a", 10, False, 0, 0), Candidate("u/a", 10, True, 0, 1), Candidate("u/a", 10, False, 0, 2)]
+
+    def run(key, timeout_s, seed=None):
+        ran.append((key, seed))
+        return "done"
+    out = run_campaign(cands, 100, run, clock=clock, log=lambda s: None)
+    assert ran == [("u/a", 0), ("u/a", 2)]
+    assert dict(out) == {"u/a seed 0": "done", "u/a seed 1": "skipped: recorded", "u/a seed 2": "done"}
+
+
+def test_subprocess_runner_puts_the_seed_on_the_train_command(monkeypatch):
+    calls = []
+
+    class Proc:
+        pid = 0
+
+        def __init__(self, cmd, **kw):
+            calls.append(cmd)
+
+        def wait(self, timeout=None):
+            return 0
+    monkeypatch.setattr(campaign.subprocess, "Popen", Proc)
+    run = campaign.subprocess_runner("reduced", "cpu")
+    assert run("hecnn/t1_cnn_mnist", 100, 2) == "done" and run("hecnn/t1_cnn_mnist", 100) == "done"
+    assert calls[0][-2:] == ["--seed", "2"] and "--seed" not in calls[1]

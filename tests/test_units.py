@@ -287,3 +287,17 @@ def test_time_refuses_a_busy_machine_and_records_the_reading(monkeypatch, tmp_pa
     assert cli.main(argv + ["--allow-busy"]) == 0
     table = json.loads(next((tmp_path / "_timings").glob("*.json")).read_text())
     assert table["units"]["hecnn/t1_cnn_mnist"]["smoke"]["busy_elsewhere_cores"] == 1.3
+
+
+def test_cost_model_prefers_another_seeds_record_of_the_same_config_over_the_timing_table(tmp_path):
+    u = get_unit("hecnn/t1_cnn_mnist")
+    seed1 = u.config("reduced", {"seed": 1})
+    other = u.config("reduced", {"seed": 1, "lr": 0.5})                       # not the same config
+    records = {("hecnn", "t1_cnn_mnist"): [_prov(u, "reduced", other, 999.0), _prov(u, "reduced", seed1, 40.0)]}
+    table = {"machine": "x", "device": "cpu", "path": "x/cpu.json",
+             "units": {u.key: {"reduced": {"ms_per_step": 1000.0, "date": "2026-12-02"}}}}
+    est = CostModel("cpu", tmp_path, records=records, timings=[table]).estimate(u, "reduced", {"seed": 2})
+    assert est.seconds == 40.0 and "seed" in est.source and not est.recorded
+    records = {("hecnn", "t1_cnn_mnist"): [_prov(u, "reduced", other, 999.0)]}
+    est = CostModel("cpu", tmp_path, records=records, timings=[table]).estimate(u, "reduced", {"seed": 2})
+    assert est.seconds == pytest.approx(u.steps(seed1))                     # the table: 1 s per step

@@ -1,4 +1,4 @@
-"""A budgeted campaign: the unrecorded units whose estimated time fits the budget left, one process at a time.
+"""A budgeted campaign: the unrecorded units (x seeds) whose estimated time fits the budget left, one process at a time.
 
 Each unit runs as its own `hyperbook train` process with all the machine's threads; one that is still running
 when the budget ends is stopped (SIGTERM, then SIGKILL): its fit() checkpoint stays under results/_checkpoints/
@@ -39,6 +39,11 @@ class Candidate:
     estimate_s: float | None     # None: not timed
     recorded: bool
     position: int = 0            # registry order (chapter order)
+    seed: int | None = None      # None: the config's own seed (no --seed passed)
+
+    @property
+    def label(self) -> str:
+        return self.key if self.seed is None else f"{self.key} seed {self.seed}"
 
 
 def ordered(cands: list[Candidate], order: str) -> list[Candidate]:
@@ -50,13 +55,14 @@ def ordered(cands: list[Candidate], order: str) -> list[Candidate]:
     return sorted(todo, key=lambda c: c.position)
 
 
-def run_campaign(cands: list[Candidate], budget_s: float, runner: Callable[[str, float], str], *,
+def run_campaign(cands: list[Candidate], budget_s: float, runner: Callable[..., str], *,
                  order: str = "cheapest", include_untimed: bool = False, safety: float = 1.0,
                  clock: Callable[[], float] = time.monotonic, log: Callable[[str], None] = print) -> list[tuple]:
-    """Run the candidates that fit; returns [(key, status)] in the order decided, status one of
+    """Run the candidates that fit; returns [(label, status)] in the order decided, status one of
     'done', 'failed', 'stopped at budget', 'skipped: ...'.
 
-    runner(key, timeout_s) -> 'done' | 'failed' | 'timeout' runs one unit, stopping it after timeout_s.
+    runner(key, timeout_s, seed) -> 'done' | 'failed' | 'timeout' runs one unit (seed None: its config's own),
+    stopping it after timeout_s.
     A unit starts only if safety x its estimate fits the budget left; an untimed one only with
     `include_untimed` (then it may use all that is left). A unit stopped at the budget ends the campaign.
     """
@@ -64,40 +70,42 @@ def run_campaign(cands: list[Candidate], budget_s: float, runner: Callable[[str,
     out = []
     for c in cands:
         if c.recorded:
-            out.append((c.key, "skipped: recorded"))
+            out.append((c.label, "skipped: recorded"))
     for c in ordered(cands, order):
         left = budget_s - (clock() - start)
         if left <= 0:
-            out.append((c.key, "skipped: budget spent"))
+            out.append((c.label, "skipped: budget spent"))
             continue
         if c.estimate_s is None and not include_untimed:
-            log(f"skip {c.key}: no estimate (time it with `hyperbook time`, or pass --include-untimed)")
-            out.append((c.key, "skipped: not timed"))
+            log(f"skip {c.label}: no estimate (time it with `hyperbook time`, or pass --include-untimed)")
+            out.append((c.label, "skipped: not timed"))
             continue
         if c.estimate_s is not None and c.estimate_s * safety > left:
-            log(f"skip {c.key}: estimated {c.estimate_s / 60:.1f} min does not fit the {left / 60:.1f} min left")
-            out.append((c.key, "skipped: does not fit"))
+            log(f"skip {c.label}: estimated {c.estimate_s / 60:.1f} min does not fit the {left / 60:.1f} min left")
+            out.append((c.label, "skipped: does not fit"))
             continue
         est = "not timed" if c.estimate_s is None else f"estimated {c.estimate_s / 60:.1f} min"
-        log(f"run  {c.key} ({est}; {left / 60:.1f} min of budget left)")
-        status = runner(c.key, left)
+        log(f"run  {c.label} ({est}; {left / 60:.1f} min of budget left)")
+        status = runner(c.key, left, c.seed)
         if status == "timeout":
-            log(f"stop {c.key}: the budget ended while it ran; its checkpoint is kept, the next campaign resumes it")
-            out.append((c.key, "stopped at budget"))
+            log(f"stop {c.label}: the budget ended while it ran; its checkpoint is kept, the next campaign resumes it")
+            out.append((c.label, "stopped at budget"))
             break
-        out.append((c.key, status))
+        out.append((c.label, status))
     return out
 
 
 def subprocess_runner(profile: str, device: str, results_dir=None, data_dir=None, log=print,
-                      grace_s: float = 30.0) -> Callable[[str, float], str]:
+                      grace_s: float = 30.0) -> Callable[..., str]:
     """runner for run_campaign: `python -m hyperbook.cli train KEY` with every core's thread, stopped cleanly
     (SIGTERM, then SIGKILL after grace_s) at the timeout."""
     threads = os.cpu_count() or 1
 
-    def run(key: str, timeout_s: float) -> str:
+    def run(key: str, timeout_s: float, seed: int | None = None) -> str:
         cmd = [sys.executable, "-m", "hyperbook.cli", "train", key, "--profile", profile, "--device", device,
                "--threads", str(threads)]
+        if seed is not None:
+            cmd += ["--seed", str(seed)]
         if results_dir:
             cmd += ["--results-dir", str(results_dir)]
         if data_dir:
@@ -114,15 +122,26 @@ def subprocess_runner(profile: str, device: str, results_dir=None, data_dir=None
                 proc.wait()
             return "timeout"
         if rc != 0:
-            log(f"fail {key}: exit {rc}")
+            log(f"fail {key}{'' if seed is None else f' seed {seed}'}: exit {rc}")
             return "failed"
         return "done"
     return run
 
 
-def candidates(units, profile: str, cost) -> list[Candidate]:
+def candidates(units, profile: str, cost, seeds=None, log=print) -> list[Candidate]:
+    """One candidate per unit, or per (unit, seed) when seeds are given; the seed goes into the unit's seed
+    field, so a seed's record is found by its config hash. A unit with no seed in its config gets only seed 0
+    (any other could not be told apart from it)."""
     out = []
     for i, u in enumerate(units):
-        est = cost.estimate(u, profile)
-        out.append(Candidate(u.key, est.seconds, est.recorded, i))
+        if seeds is None:
+            est = cost.estimate(u, profile)
+            out.append(Candidate(u.key, est.seconds, est.recorded, i))
+            continue
+        for seed in seeds:
+            if u.seed_field is None and seed != 0:
+                log(f"skip {u.key} seed {seed}: its config has no seed")
+                continue
+            est = cost.estimate(u, profile, None if u.seed_field is None else {u.seed_field: seed})
+            out.append(Candidate(u.key, est.seconds, est.recorded, i, None if u.seed_field is None else seed))
     return out

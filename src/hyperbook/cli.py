@@ -8,7 +8,7 @@
   python -m hyperbook.cli train UNIT|CHAPTER ... --profile P [--device D] [--seed N]   train single experiments
   python -m hyperbook.cli plan --profile P [--device cpu|cuda]       estimated hours of every unit
   python -m hyperbook.cli time UNIT ... --profile P --steps N         measure ms per step into results/_timings/
-  python -m hyperbook.cli campaign --profile P --budget 2h [--order cheapest|chapter]   what fits, one at a time
+  python -m hyperbook.cli campaign --profile P --budget 2h [--order cheapest|chapter] [--seeds 0,1,2]   what fits, one at a time
   python -m hyperbook.cli sweep --profile P --executor slurm|local|debug [--seeds 0,1,2] [UNITS ...]
 """
 from __future__ import annotations
@@ -267,7 +267,9 @@ def cmd_campaign(args) -> None:
     resolve_device(args.device)
     budget = parse_budget(args.budget)
     device, cost = _cost(args)
-    cands = candidates(select(args.units), profile, cost)
+    from .sweep import parse_seeds
+    seeds = parse_seeds(args.seeds) if args.seeds else None
+    cands = candidates(select(args.units), profile, cost, seeds)
     runner = subprocess_runner(profile, args.device, args.results_dir, args.data_dir)
     done = run_campaign(cands, budget, runner, order=args.order, include_untimed=args.include_untimed,
                         safety=args.safety)
@@ -331,6 +333,9 @@ def add_unit_commands(sub) -> None:
     ca.add_argument("--include-untimed", action="store_true", help="also run units with no estimate")
     ca.add_argument("--safety", type=float, default=1.0, help="start a unit only if safety x estimate fits")
     ca.add_argument("--machine", default=None, help="estimates only from this device name (substring)")
+    ca.add_argument("--seeds", default=None,
+                    help="comma-separated, e.g. 0,1,2: every (unit, seed) without a record (default: each unit's "
+                         "own seed)")
     ca.set_defaults(fn=cmd_campaign)
     sw = sub.add_parser("sweep", help="run units (x seeds) as submitit jobs: slurm, local (one per GPU), debug")
     _unit_options(sw, "units or chapters (default: all)")

@@ -8,7 +8,8 @@ hash, as the chapter does. The registry reads each experiments module's own tabl
 
 Cost: seconds per step on a device, from
 
-1. the recorded run of this very config on that kind of device (its ``wall_time_s``: exact);
+1. the recorded run of this very config on that kind of device (its ``wall_time_s``: exact), else a recorded
+   run of the same config with another seed;
 2. the committed step-time table ``results/_timings/<machine>.json`` (training steps only; see TIMINGS_FORMAT);
 3. a recorded run of the same profile with an older config, scaled by the number of steps.
 
@@ -30,7 +31,7 @@ from .chapters import CHAPTERS
 from .data.registry import dataset_ready
 from .errors import BookError, DatasetMissingError, UnknownChoiceError
 from .profiles import TRAINING_PROFILES, check_training_profile, with_overrides
-from .results import DEFAULT_RESULTS_DIR, REPO_ROOT, ResultsStore, config_hash
+from .results import DEFAULT_RESULTS_DIR, REPO_ROOT, ResultsStore, config_dict, config_hash
 
 TIMINGS_DIR = "_timings"
 TIMINGS_FORMAT = """results/_timings/<machine slug>.json:
@@ -405,6 +406,14 @@ class CostModel:
             p = exact[-1]
             return Estimate(float(p["wall_time_s"]), f"record {p.get('date', '?')[:10]} on {p.get('device')}",
                             recorded)
+        if unit.seed_field is not None:      # another seed of this very config costs the same
+            mine_seedless = _seedless(config, unit.seed_field)
+            siblings = [p for p in same if isinstance(p.get("config"), dict)
+                        and _seedless(p["config"], unit.seed_field) == mine_seedless]
+            if siblings:
+                p = siblings[-1]
+                return Estimate(float(p["wall_time_s"]), f"record {p.get('date', '?')[:10]} of seed "
+                                f"{p.get('seed', '?')} on {p.get('device')}", recorded)
         steps = unit.steps(config)
         for table in self.timings:
             entry = table["units"].get(unit.key, {}).get(profile)
@@ -425,6 +434,18 @@ class CostModel:
                 return Estimate(float(p["wall_time_s"]) / old_steps * steps,
                                 f"older {profile} record {p.get('date', '?')[:10]}, scaled by steps", recorded)
         return Estimate(None, "not timed", recorded)
+
+
+def _seedless(config, seed_field: str) -> str:
+    """A config (dataclass or recorded dict) as canonical JSON without its seed field."""
+    data = json.loads(json.dumps(config_dict(config), default=str))
+    *parents, leaf = seed_field.split(".")
+    node = data
+    for name in parents:
+        node = node.get(name, {}) if isinstance(node, dict) else {}
+    if isinstance(node, dict):
+        node.pop(leaf, None)
+    return json.dumps(data, sort_keys=True)
 
 
 def _rebuild(cls, data: dict) -> dict:
