@@ -139,3 +139,26 @@ def test_subprocess_runner_puts_the_seed_on_the_train_command(monkeypatch):
     run = campaign.subprocess_runner("reduced", "cpu")
     assert run("hecnn/t1_cnn_mnist", 100, 2) == "done" and run("hecnn/t1_cnn_mnist", 100) == "done"
     assert calls[0][-2:] == ["--seed", "2"] and "--seed" not in calls[1]
+
+
+def test_a_campaign_stops_before_the_next_unit_when_the_machine_gets_busy():
+    """Tests or another training job started mid-campaign: the next unit is not started beside them."""
+    clock, ran = FakeClock(), []
+    loads = iter([0.0, 1.4])                     # idle before the first unit, a test run before the second
+    out = run_campaign(CANDS, 36000, fake_runner(clock, {"b/fast": 600, "c/mid": 1800, "a/slow": 3000}, ran),
+                       clock=clock, log=lambda s: None, busy=lambda: next(loads), busy_limit=0.25)
+    assert [k for k, _ in ran] == ["b/fast"]
+    assert dict(out)["c/mid"] == "stopped: machine busy" and "a/slow" not in dict(out)
+
+
+def test_campaign_command_refuses_to_start_on_a_busy_machine(monkeypatch, tmp_path, capsys):
+    from hyperbook import cli, cpu_load
+    monkeypatch.setattr(cpu_load, "busy_elsewhere", lambda interval=1.0: 1.7)
+    started = []
+    monkeypatch.setattr(campaign, "run_campaign", lambda *a, **k: started.append(1) or [])
+    assert cli.main(["campaign", "hecnn/t1_cnn_mnist", "--profile", "smoke", "--budget", "1m", "--device", "cpu",
+                     "--results-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "1.70 CPU cores busy" in err and "--allow-busy" in err and not started
+    assert cli.main(["campaign", "hecnn/t1_cnn_mnist", "--profile", "smoke", "--budget", "1m", "--device", "cpu",
+                     "--results-dir", str(tmp_path), "--allow-busy"]) == 0 and started

@@ -54,17 +54,21 @@ def test_speedups_file_keeps_rows_and_reads_as_a_timing_table(tmp_path, mnist_di
 
 def test_readme_speed_table_is_the_committed_measurement():
     """The README's table is generated from results/_timings/speedups.json, never typed."""
-    from hyperbook.results import REPO_ROOT
-    readme = (REPO_ROOT / "README.md").read_text()
-    block = readme.split("<!-- speedups:begin -->\n")[1].split("\n<!-- speedups:end -->")[0]
-    assert block == bench.speedups_markdown()
+    from hyperbook.readme_blocks import read_block
+    assert read_block("speedups") == bench.speedups_markdown()
 
 
 def test_readme_full_cost_table_is_the_committed_step_time_table():
     """The README's per-chapter CPU hours are generated from the committed records and results/_timings (`hyperbook
-    plan --profile full --readme`), never typed."""
-    from hyperbook.results import REPO_ROOT
+    plan --readme`), never typed."""
+    from hyperbook.readme_blocks import read_block
     from hyperbook.units import full_cost_markdown
-    readme = (REPO_ROOT / "README.md").read_text()
-    block = readme.split("<!-- costs:begin -->\n")[1].split("\n<!-- costs:end -->")[0]
-    assert block == full_cost_markdown()
+    assert read_block("costs") == full_cost_markdown()
+
+
+def test_rmnist_turned_once_gives_bitwise_the_batches_turned_in_the_step(mnist_dir):
+    """The bench case of R-MNIST's precomputed training set: the same gradients as turning every batch by its
+    images' fixed angles inside the step, to the last bit."""
+    row = bench.run_case(bench.CASES["hecnn/t1_cnn_rmnist: R-MNIST turned once"], steps=1, warmup=0,
+                         data_dir=mnist_dir)
+    assert row["exactness"] == {"grad_max_rel": 0.0} and row["batch"] == 32

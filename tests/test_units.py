@@ -85,6 +85,12 @@ def test_plan_output(tmp_path, capsys):
     assert "hcnn/speed" in capsys.readouterr().out
 
 
+def test_plan_readme_needs_no_profile_and_a_plain_plan_names_the_missing_one(tmp_path, capsys):
+    assert cli.main(["plan", "--readme", "--results-dir", str(tmp_path)]) == 0
+    assert cli.main(["plan", "--results-dir", str(tmp_path)]) == 2
+    assert "plan needs --profile smoke, reduced or full" in capsys.readouterr().err
+
+
 def test_write_timing_is_read_by_plan(tmp_path):
     u = get_unit("hcnn/cifar10_hcnn")
     entry = {"unit": u.key, "profile": "full", "ms_per_step": 20.0, "steps": [5, 10], "config_hash": "x",

@@ -206,6 +206,33 @@ def _hecnn(experiment: str):
     return make
 
 
+def _rmnist_once(experiment: str):
+    """R-MNIST's angles are fixed per image, so its training set is turned once before training; the old path
+    turns each batch's images by their fixed angles inside the step (a grid_sample per batch)."""
+    def make(data_dir):
+        from .experiments import hecnn as E
+        from .models.hecnn import build
+        from .data.mnist import load_mnist, to_signed
+        from .results import REPO_ROOT
+        config = E.config_for(experiment)("full")
+        x_u8, y = load_mnist(data_dir or REPO_ROOT / "data", train=True)
+        angles = E.rmnist_angles(len(x_u8), E.RMNIST_TRAIN_SEED)
+        idx = torch.randint(len(x_u8), (config.batch_size,), generator=torch.Generator().manual_seed(0))
+        turned_once = E.rotated_mnist(x_u8, E.RMNIST_TRAIN_SEED)[0]   # what `datasets` keeps for training
+        name = E.RUNS[experiment][0]
+
+        def make_model(fast):
+            torch.manual_seed(0)
+            return build(name).train()
+
+        def loss(m, b, fast):
+            i, labels = b
+            images = turned_once[i] if fast else E.turn_u8(x_u8[i], angles[i])
+            return F.cross_entropy(E.forward(m, to_signed(images), config.param_mode), labels)
+        return make_model, (idx, y[idx]), loss, _adam(config.lr)
+    return make
+
+
 def _rfnn(kind: str):
     def make(data_dir):
         from .experiments.thesis_rfnn import MnistSizesConfig
@@ -247,6 +274,9 @@ def _cases() -> list[Case]:
     exp = "t2_hecnn_l_regular"
     cases.append(Case(f"hecnn/{exp}: fused Adam", f"hecnn/{exp}", "fused Adam", _hecnn(exp),
                       Path2(True), Path2(True, "fused")))
+    exp = "t1_cnn_rmnist"
+    cases.append(Case(f"hecnn/{exp}: R-MNIST turned once", f"hecnn/{exp}", "R-MNIST turned once, not per batch",
+                      _rmnist_once(exp), Path2(False, "fused"), Path2(True, "fused")))
     for kind in ("rf", "pixel"):
         cases.append(Case(f"thesis_rfnn/mnist_sizes ({kind}): banded LRN", f"thesis_rfnn/mnist_sizes ({kind})",
                           "LRN as one banded matmul", _rfnn(kind), Path2(False), Path2(True)))
@@ -305,8 +335,10 @@ def speedups_markdown(path=SPEEDUPS_PATH) -> str:
     named 'unit (model)' times one of the unit's two models, half its steps)."""
     from .units import get_unit
     table = json.loads(Path(path).read_text())
+    dates = sorted({r.get("date", table["date"]) for r in table["speedups"]}) or [table["date"]]
+    when = dates[0] if len(dates) == 1 else f"{dates[0]} to {dates[-1]}"      # rows are merged over sessions
     lines = [f"Paired medians of one training step, old and new path in one process ({table['machine']}, "
-             f"{table['threads']} threads, torch {table['torch']}, {table['date']}; `python -m hyperbook.bench "
+             f"{table['threads']} threads, torch {table['torch']}, {when}; `python -m hyperbook.bench "
              "speedups`).", "",
              "| experiment | saving | ms/step old → new | ratio | exactness (max rel. difference) | full protocol now |",
              "| --- | --- | --- | --- | --- | --- |"]
@@ -340,7 +372,8 @@ def main(argv=None) -> None:
     sp.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     sp.add_argument("--out", type=Path, default=None, help=f"default {SPEEDUPS_PATH}")
     sp.add_argument("--data-dir", type=Path, default=None)
-    sub.add_parser("table", help="the README's speed table, from the committed speedups JSON (printed)")
+    tb = sub.add_parser("table", help="the README's speed table, from the committed speedups JSON (printed)")
+    tb.add_argument("--write", action="store_true", help="rewrite the README's speedups block with it instead")
     args = parser.parse_args(argv)
     if args.command == "speedups":
         torch.set_num_threads(args.threads)
@@ -350,7 +383,11 @@ def main(argv=None) -> None:
         print(format_speedups(rows))
         print(f"-> {path}")
     elif args.command == "table":
-        print(speedups_markdown())
+        if args.write:
+            from .readme_blocks import README, write_block
+            print(f"{README}: speedups block {'rewritten' if write_block('speedups', speedups_markdown()) else 'unchanged'}")
+        else:
+            print(speedups_markdown())
     else:
         print_kernels()
 

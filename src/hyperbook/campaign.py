@@ -57,7 +57,8 @@ def ordered(cands: list[Candidate], order: str) -> list[Candidate]:
 
 def run_campaign(cands: list[Candidate], budget_s: float, runner: Callable[..., str], *,
                  order: str = "cheapest", include_untimed: bool = False, safety: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic, log: Callable[[str], None] = print) -> list[tuple]:
+                 clock: Callable[[], float] = time.monotonic, log: Callable[[str], None] = print,
+                 busy: Callable[[], float | None] | None = None, busy_limit: float = 0.25) -> list[tuple]:
     """Run the candidates that fit; returns [(label, status)] in the order decided, status one of
     'done', 'failed', 'stopped at budget', 'skipped: ...'.
 
@@ -65,6 +66,9 @@ def run_campaign(cands: list[Candidate], budget_s: float, runner: Callable[..., 
     stopping it after timeout_s.
     A unit starts only if safety x its estimate fits the budget left; an untimed one only with
     `include_untimed` (then it may use all that is left). A unit stopped at the budget ends the campaign.
+    busy() -> cores other processes keep busy (None: unknown) is read before each unit: above busy_limit (a test
+    run or another training job was started meanwhile) the campaign stops before starting the unit, since both
+    jobs would crawl; rerun it once the machine is idle and it goes on where it stopped.
     """
     start = clock()
     out = []
@@ -84,6 +88,12 @@ def run_campaign(cands: list[Candidate], budget_s: float, runner: Callable[..., 
             log(f"skip {c.label}: estimated {c.estimate_s / 60:.1f} min does not fit the {left / 60:.1f} min left")
             out.append((c.label, "skipped: does not fit"))
             continue
+        load = busy() if busy is not None else None
+        if load is not None and load > busy_limit:
+            log(f"stop before {c.label}: other processes keep {load:.2f} CPU cores busy (limit {busy_limit}); "
+                "run the campaign again once they end")
+            out.append((c.label, "stopped: machine busy"))
+            break
         est = "not timed" if c.estimate_s is None else f"estimated {c.estimate_s / 60:.1f} min"
         log(f"run  {c.label} ({est}; {left / 60:.1f} min of budget left)")
         status = runner(c.key, left, c.seed)

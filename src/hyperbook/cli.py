@@ -7,8 +7,9 @@
   python -m hyperbook.cli chapters        list chapters and whether their notebook exists
   python -m hyperbook.cli train UNIT|CHAPTER ... --profile P [--device D] [--seed N]   train single experiments
   python -m hyperbook.cli plan --profile P [--device cpu|cuda]       estimated hours of every unit
+  python -m hyperbook.cli plan --readme [--write]                    the README's CPU-hours summary of the full protocols
   python -m hyperbook.cli time UNIT ... --profile P --steps N         measure ms per step into results/_timings/
-  python -m hyperbook.cli campaign --profile P --budget 2h [--order cheapest|chapter] [--seeds 0,1,2]   what fits, one at a time
+  python -m hyperbook.cli campaign --profile P --budget 2h [--order cheapest|chapter] [--seeds 0,1,2] [--allow-busy]   what fits, one at a time, on an idle machine
   python -m hyperbook.cli sweep --profile P --executor slurm|local|debug [--seeds 0,1,2] [UNITS ...]
 """
 from __future__ import annotations
@@ -225,8 +226,18 @@ def cmd_plan(args) -> None:
     if args.readme:
         from .results import DEFAULT_RESULTS_DIR
         from .units import full_cost_markdown
-        print(full_cost_markdown(args.results_dir or DEFAULT_RESULTS_DIR))
+        block = full_cost_markdown(args.results_dir or DEFAULT_RESULTS_DIR)
+        if args.write:
+            from .readme_blocks import README, write_block
+            print(f"{README}: costs block {'rewritten' if write_block('costs', block) else 'unchanged'}")
+        else:
+            print(block)
         return
+    if args.write:
+        raise BookError("--write goes with --readme (it rewrites the README's costs block)")
+    if args.profile is None:
+        raise BookError("plan needs --profile smoke, reduced or full (only --readme, which covers the full "
+                        "protocols, goes without)")
     profile = check_training_profile(args.profile)
     device, cost = _cost(args)
     print(format_plan(plan_rows(select(args.units), profile, cost, args.data_dir), profile, device))
@@ -261,21 +272,29 @@ def cmd_time(args) -> None:
 
 def cmd_campaign(args) -> None:
     from .campaign import candidates, parse_budget, run_campaign, subprocess_runner
+    from .cpu_load import BUSY_LIMIT, busy_elsewhere
+    from .errors import BusyMachineError
     from .profiles import check_training_profile
     from .units import select
     profile = check_training_profile(args.profile)
     resolve_device(args.device)
     budget = parse_budget(args.budget)
+    if not args.allow_busy:
+        load = busy_elsewhere()
+        if load is not None and load > BUSY_LIMIT:
+            raise BusyMachineError(load, BUSY_LIMIT, "campaign")
     device, cost = _cost(args)
     from .sweep import parse_seeds
     seeds = parse_seeds(args.seeds) if args.seeds else None
     cands = candidates(select(args.units), profile, cost, seeds)
     runner = subprocess_runner(profile, args.device, args.results_dir, args.data_dir)
     done = run_campaign(cands, budget, runner, order=args.order, include_untimed=args.include_untimed,
-                        safety=args.safety)
+                        safety=args.safety, busy=None if args.allow_busy else busy_elsewhere,
+                        busy_limit=BUSY_LIMIT)
     ran = [k for k, s in done if s == "done"]
     print(f"campaign ({profile}, {args.budget}): {len(ran)} trained, "
-          f"{sum(s == 'failed' for _, s in done)} failed, {sum(s.startswith('skipped') for _, s in done)} skipped")
+          f"{sum(s == 'failed' for _, s in done)} failed, {sum(s.startswith('skipped') for _, s in done)} skipped"
+          + ("; stopped: the machine got busy" if any(s == "stopped: machine busy" for _, s in done) else ""))
 
 
 def cmd_sweep(args) -> None:
@@ -297,9 +316,9 @@ def cmd_sweep(args) -> None:
         print("jobs: " + ", ".join(str(j.job_id) for j in jobs))
 
 
-def _unit_options(p, units_help: str, units_required: bool = False) -> None:
+def _unit_options(p, units_help: str, units_required: bool = False, profile_required: bool = True) -> None:
     p.add_argument("units", nargs="+" if units_required else "*", help=units_help)
-    p.add_argument("--profile", required=True, help="smoke, reduced or full")
+    p.add_argument("--profile", required=profile_required, help="smoke, reduced or full")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--results-dir", default=None, help="default: results/ (HYPERBOOK_RESULTS_DIR is not read)")
     p.add_argument("--data-dir", default=None, help="default: data/")
@@ -314,10 +333,11 @@ def add_unit_commands(sub) -> None:
     tr.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     tr.set_defaults(fn=cmd_train)
     pl = sub.add_parser("plan", help="estimated hours of every unit of a profile on a device")
-    _unit_options(pl, "units or chapters (default: all)")
+    _unit_options(pl, "units or chapters (default: all)", profile_required=False)
     pl.add_argument("--machine", default=None, help="only records / timings of a device name containing this")
     pl.add_argument("--readme", action="store_true",
                     help="print the README's per-chapter summary of the full protocols' CPU hours instead")
+    pl.add_argument("--write", action="store_true", help="with --readme: rewrite the README's costs block with it")
     pl.set_defaults(fn=cmd_plan)
     ti = sub.add_parser("time", help="measure ms per training step (median of clocked steps) into results/_timings/")
     _unit_options(ti, "units or chapters", units_required=True)
@@ -333,6 +353,8 @@ def add_unit_commands(sub) -> None:
     ca.add_argument("--include-untimed", action="store_true", help="also run units with no estimate")
     ca.add_argument("--safety", type=float, default=1.0, help="start a unit only if safety x estimate fits")
     ca.add_argument("--machine", default=None, help="estimates only from this device name (substring)")
+    ca.add_argument("--allow-busy", action="store_true",
+                    help="start (and go on) even while other processes keep the CPU busy")
     ca.add_argument("--seeds", default=None,
                     help="comma-separated, e.g. 0,1,2: every (unit, seed) without a record (default: each unit's "
                          "own seed)")

@@ -2,7 +2,8 @@
 
 On this 2-core machine the committed step-time table of 2026-12-02 read 2-4x the idle figures for the MNIST-scale
 units (HE-CNN-L 52 vs 26.5 ms, the plain MNIST CNN 14.9 vs 3.7 ms, remeasured idle on 2026-12-03), so
-`hyperbook time` reads this before every unit and refuses to time on a busy machine."""
+`hyperbook time` reads this before every unit and refuses to time on a busy machine; `hyperbook campaign` reads it
+before it starts and before each unit, since training beside another job slows both (nbval 3 -> 27 minutes)."""
 from __future__ import annotations
 
 import time

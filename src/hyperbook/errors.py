@@ -30,7 +30,10 @@ class NoGPUError(BookError, RuntimeError):
 
 
 class BusyMachineError(BookError, RuntimeError):
-    def __init__(self, busy: float, limit: float):
-        super().__init__(f"other processes keep {busy:.2f} CPU cores busy (limit {limit}); a step time measured "
-                         "beside them is inflated. Stop the other job (training, tests) and run `hyperbook time` "
-                         "again, or pass --allow-busy to time anyway")
+    def __init__(self, busy: float, limit: float, command: str = "time"):
+        harm = {"time": "a step time measured beside them is inflated",
+                "campaign": "training beside them slows both many times over (nbval went from 3 to 27 minutes "
+                            "beside one training run)"}[command]
+        super().__init__(f"other processes keep {busy:.2f} CPU cores busy (limit {limit}); {harm}. Stop the other "
+                         f"job (training, tests) and run `hyperbook {command}` again, or pass --allow-busy to "
+                         f"{command} anyway")
