@@ -32,9 +32,12 @@ def outputs_and_grads(model, image, params, target, dedupe):
 @pytest.mark.parametrize("kind, experiment, batch", [("simple", "rotate_simple_discrete", 32),
                                                      ("deep", "rotate_deep_discrete", 128)])
 def test_distinct_gates_once_is_the_per_image_function(kind, experiment, batch):
+    """In float64: the two paths sum in different orders, and in float32 some of the control net's gradients
+    (about 1e-8, from cancelling sums) differ by 1e-3 of their own size, so a float32 check either fails now and
+    then or must be too loose to catch a wrong gate."""
     torch.manual_seed(0)
-    model = M.build(kind)
-    image, params, target = discrete_batch(experiment, batch)
+    model = M.build(kind).double()
+    image, params, target = (t.double() for t in discrete_batch(experiment, batch))
     n_distinct = len(torch.unique(params, dim=0))
     assert n_distinct <= 8 < batch
     seen = rows_seen_by_control(model)
@@ -42,9 +45,9 @@ def test_distinct_gates_once_is_the_per_image_function(kind, experiment, batch):
     out, g = outputs_and_grads(model, image, params, target, dedupe=True)
     assert seen == [batch, n_distinct]            # the saving ran: the control net saw each angle once
     scale = out_ref.abs().max()
-    assert (out - out_ref).abs().max() <= 1e-5 * scale
+    assert (out - out_ref).abs().max() <= 1e-12 * scale
     for name in g_ref:
-        assert (g[name] - g_ref[name]).abs().max() <= 1e-4 * g_ref[name].abs().max(), name
+        assert (g[name] - g_ref[name]).abs().max() <= 1e-9 * g_ref[name].abs().max(), name
 
 
 def test_grouped_gate_routes_every_image_to_its_own_gate():
