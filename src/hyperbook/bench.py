@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import datetime as _dt
 import json
-import os
 import statistics
 import time
 from dataclasses import dataclass
@@ -314,10 +313,8 @@ def write_speedups(rows: list[dict], path=SPEEDUPS_PATH) -> Path:
                  note="paired ratios old/new of one training step in one process (hyperbook.bench speedups)",
                  speedups=sorted(kept.values(), key=lambda r: (r["experiment"], r["saving"])))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(table, indent=1))
-    os.replace(tmp, path)
-    return path
+    from .results import write_text_atomic
+    return write_text_atomic(path, json.dumps(table, indent=1))
 
 
 def format_speedups(rows: list[dict]) -> str:

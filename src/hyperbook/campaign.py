@@ -152,6 +152,9 @@ def candidates(units, profile: str, cost, seeds=None, log=print) -> list[Candida
             if u.seed_field is None and seed != 0:
                 log(f"skip {u.key} seed {seed}: its config has no seed")
                 continue
-            est = cost.estimate(u, profile, None if u.seed_field is None else {u.seed_field: seed})
-            out.append(Candidate(u.key, est.seconds, est.recorded, i, None if u.seed_field is None else seed))
+            if u.seed_field is None:          # seed 0: the config's own
+                est, seed = cost.estimate(u, profile), None
+            else:
+                est = cost.estimate(u, profile, {u.seed_field: seed})
+            out.append(Candidate(u.key, est.seconds, est.recorded, i, seed))
     return out

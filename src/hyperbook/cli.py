@@ -246,8 +246,7 @@ def cmd_plan(args) -> None:
 def cmd_time(args) -> None:
     from .profiles import check_training_profile
     from .results import DEFAULT_RESULTS_DIR
-    from .cpu_load import BUSY_LIMIT, busy_elsewhere
-    from .errors import BusyMachineError
+    from . import cpu_load
     from .units import UntimeableError, select, time_unit, write_timing
     profile = check_training_profile(args.profile)
     device = resolve_device(args.device)
@@ -255,9 +254,7 @@ def cmd_time(args) -> None:
         if unit.step_field is None:
             print(f"skip {unit.key}: its config has no step field ({unit.steps_note})")
             continue
-        busy = busy_elsewhere()
-        if busy is not None and busy > BUSY_LIMIT and not args.allow_busy:
-            raise BusyMachineError(busy, BUSY_LIMIT)
+        busy = cpu_load.refuse_if_busy("time", args.allow_busy)
         try:
             entry = time_unit(unit, profile, args.steps, device, args.data_dir, warmup=args.warmup)
         except UntimeableError as err:     # the others still get timed
@@ -272,25 +269,21 @@ def cmd_time(args) -> None:
 
 def cmd_campaign(args) -> None:
     from .campaign import candidates, parse_budget, run_campaign, subprocess_runner
-    from .cpu_load import BUSY_LIMIT, busy_elsewhere
-    from .errors import BusyMachineError
+    from . import cpu_load
     from .profiles import check_training_profile
     from .units import select
     profile = check_training_profile(args.profile)
     resolve_device(args.device)
     budget = parse_budget(args.budget)
-    if not args.allow_busy:
-        load = busy_elsewhere()
-        if load is not None and load > BUSY_LIMIT:
-            raise BusyMachineError(load, BUSY_LIMIT, "campaign")
+    cpu_load.refuse_if_busy("campaign", args.allow_busy)
     device, cost = _cost(args)
     from .sweep import parse_seeds
     seeds = parse_seeds(args.seeds) if args.seeds else None
     cands = candidates(select(args.units), profile, cost, seeds)
     runner = subprocess_runner(profile, args.device, args.results_dir, args.data_dir)
     done = run_campaign(cands, budget, runner, order=args.order, include_untimed=args.include_untimed,
-                        safety=args.safety, busy=None if args.allow_busy else busy_elsewhere,
-                        busy_limit=BUSY_LIMIT)
+                        safety=args.safety, busy=None if args.allow_busy else cpu_load.busy_elsewhere,
+                        busy_limit=cpu_load.BUSY_LIMIT)
     ran = [k for k, s in done if s == "done"]
     print(f"campaign ({profile}, {args.budget}): {len(ran)} trained, "
           f"{sum(s == 'failed' for _, s in done)} failed, {sum(s.startswith('skipped') for _, s in done)} skipped"

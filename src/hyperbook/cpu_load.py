@@ -26,6 +26,15 @@ def _own_seconds(me: psutil.Process) -> float:
     return t.user + t.system
 
 
+def refuse_if_busy(command: str, allow: bool = False) -> float | None:
+    """The reading of busy_elsewhere(); raises BusyMachineError above BUSY_LIMIT unless `allow` (--allow-busy)."""
+    from .errors import BusyMachineError
+    busy = busy_elsewhere()
+    if busy is not None and busy > BUSY_LIMIT and not allow:
+        raise BusyMachineError(busy, BUSY_LIMIT, command)
+    return busy
+
+
 def busy_elsewhere(interval: float = 1.0) -> float | None:
     """Cores kept busy by other processes over the next `interval` seconds (this process's own CPU time
     subtracted); None where the OS gives no CPU times."""

@@ -28,6 +28,15 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_RESULTS_DIR = REPO_ROOT / "results"
 
 
+def write_text_atomic(path, text: str) -> Path:
+    """Write a text file whole or not at all: a temporary file beside it (per process) renamed over it."""
+    path = Path(path)
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
+
+
 def config_dict(config) -> dict:
     if dataclasses.is_dataclass(config):
         return dataclasses.asdict(config)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 import re
 import time
 from dataclasses import dataclass, field, fields, is_dataclass, replace
@@ -31,7 +30,7 @@ from .chapters import CHAPTERS
 from .data.registry import dataset_ready
 from .errors import BookError, DatasetMissingError, UnknownChoiceError
 from .profiles import TRAINING_PROFILES, check_training_profile, with_overrides
-from .results import DEFAULT_RESULTS_DIR, REPO_ROOT, ResultsStore, config_dict, config_hash
+from .results import DEFAULT_RESULTS_DIR, REPO_ROOT, ResultsStore, config_dict, config_hash, write_text_atomic
 
 TIMINGS_DIR = "_timings"
 TIMINGS_FORMAT = """results/_timings/<machine slug>.json:
@@ -627,10 +626,7 @@ def write_timing(entry: dict, results_dir=DEFAULT_RESULTS_DIR) -> Path:
     table["units"].setdefault(entry["unit"], {})[entry["profile"]] = {
         k: entry[k] for k in ("ms_per_step", "steps", "loops", "loop_ms", "config_hash", "date", "timing_overrides",
                               "data", "busy_elsewhere_cores") if k in entry}
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(table, indent=1, sort_keys=True))
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, json.dumps(table, indent=1, sort_keys=True))
 
 
 __all__ = ["Unit", "all_units", "get_unit", "select", "chapter_units", "CostModel", "Estimate", "plan_rows",
