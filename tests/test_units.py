@@ -278,6 +278,46 @@ def test_busy_elsewhere_sees_another_process_and_not_its_own_work():
         spinner.wait()
 
 
+def test_other_load_counts_a_job_that_starts_during_the_block_and_not_this_process():
+    """`time_unit` wraps its steps in OtherLoad: the check before a timing misses a job started during it."""
+    import subprocess
+    import sys
+    import time as _t
+    from hyperbook.cpu_load import OtherLoad
+    with OtherLoad() as own:
+        end = _t.monotonic() + 0.6
+        while _t.monotonic() < end:           # this process's own work
+            pass
+    if own.cores is None:
+        pytest.skip("no CPU times here")
+    assert own.cores < 0.5
+    with OtherLoad() as other:
+        spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        try:
+            _t.sleep(0.8)
+        finally:
+            spinner.kill()
+            spinner.wait()
+    assert other.cores > 0.5
+
+
+def test_time_writes_no_entry_measured_beside_other_work(monkeypatch, tmp_path, capsys):
+    """Idle at the start, busy during: the entry is not written (unless --allow-busy), and the reason is printed."""
+    from hyperbook import cpu_load, units
+    monkeypatch.setattr(cpu_load, "busy_elsewhere", lambda interval=1.0: 0.0)
+    fake = {"unit": "hecnn/t1_cnn_mnist", "profile": "smoke", "ms_per_step": 9.0, "steps": [2, 1], "loops": 1,
+            "config_hash": "x", "machine": "CPU (x86_64, 2 cores)", "device": "cpu", "torch": "t", "threads": 2,
+            "date": "2026-12-04T00:00", "wall_s": 0.0, "data": "yes", "busy_during_cores": 0.9}
+    monkeypatch.setattr(units, "time_unit", lambda *a, **k: dict(fake))
+    argv = ["time", "hecnn/t1_cnn_mnist", "--profile", "smoke", "--steps", "1", "--results-dir", str(tmp_path)]
+    assert cli.main(argv) == 0
+    assert "0.90 CPU cores busy during its timing" in capsys.readouterr().out
+    assert not list(tmp_path.glob("_timings/*.json"))
+    assert cli.main(argv + ["--allow-busy"]) == 0
+    table = json.loads(next((tmp_path / "_timings").glob("*.json")).read_text())
+    assert table["units"]["hecnn/t1_cnn_mnist"]["smoke"]["busy_during_cores"] == 0.9
+
+
 def test_time_refuses_a_busy_machine_and_records_the_reading(monkeypatch, tmp_path, capsys):
     """A step time measured beside another job is inflated (2-4x on 2026-12-02's table): `hyperbook time`
     stops with a clear error unless --allow-busy, and every entry carries the reading it was made under."""

@@ -160,3 +160,15 @@ def test_a_table_of_hashes_may_name_seed_hashes():
     lookup = verdicts._hash_lookup({("a", "b", "reduced"): "h0", ("a", "b", "reduced", 1): "h1"})
     assert lookup("a", "b", "reduced") == "h0" and lookup("a", "b", "reduced", 1) == "h1"
     assert lookup("a", "b", "reduced", 2) == "h0" and lookup("a", "c", "reduced") is None
+
+
+def test_the_run_cell_names_the_device_of_the_record(tmp_path):
+    record(tmp_path, "reduced", 0, 97.4)
+    row = next(r for r in status_rows(tmp_path, chapters_built=["hecnn"]) if r["claim"] == CLAIM)
+    assert ", CPU" in row["run"]                   # written here: 'CPU (x86_64, 2 cores)'
+    gpu = Run("hecnn", "x", "full", {}, {"device": "NVIDIA H200", "date": "2026-12-04T00:00"})
+    old = Run("hecnn", "x", "full", {}, {"date": "2026-12-04T00:00"})
+    assert gpu.device_kind == "NVIDIA H200" and old.device_kind == ""
+    cell = verdicts.run_cells(Check("E-T2", "acc", DOC, 97.0, 1.0, "%", run=gpu))[0]
+    assert cell == "full, x, 2026-12-04, NVIDIA H200"
+    assert verdicts.run_cells(Check("E-T2", "acc", DOC, 97.0, 1.0, "%", run=old))[0] == "full, x, 2026-12-04"

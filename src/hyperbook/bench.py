@@ -159,7 +159,9 @@ def _adam(lr):
     return lambda params, impl: make_adam(params, lr=lr, impl=impl)
 
 
-def _hypernets(experiment: str):
+def _hypernets(experiment: str, lever: str = "dedupe"):
+    """lever: what `fast` switches: 'dedupe' (each distinct gate once) or 'gate_backward' (`SoftmaxGated`'s
+    written-out backward; both sides then take the default dedupe path)."""
     def make(data_dir):
         from .data.mnist import to_signed
         from .experiments import hypernets as H
@@ -171,11 +173,15 @@ def _hypernets(experiment: str):
 
         def make_model(fast):
             torch.manual_seed(0)
-            return build(kind, n_params=6 if task == "affine" else 2, image_control=task == "compensate")
+            model = build(kind, n_params=6 if task == "affine" else 2, image_control=task == "compensate")
+            if lever == "gate_backward":
+                model.gated.fused_backward = fast
+            return model
 
         def loss(m, b, fast):
             image, params, target = b
-            out = m(image, dedupe=fast) if params is None else m(image, params, dedupe=fast)
+            dedupe = fast if lever == "dedupe" else True
+            out = m(image, dedupe=dedupe) if params is None else m(image, params, dedupe=dedupe)
             return (out - target).pow(2).mean()
         return make_model, batch, loss, _adam(config.lr)
     return make
@@ -263,6 +269,9 @@ def _cases() -> list[Case]:
     for exp in ("affine_simple", "rotate_deep_all", "compensate_deep"):
         cases.append(Case(f"hypernets/{exp}: fused Adam", f"hypernets/{exp}", "fused Adam", _hypernets(exp),
                           Path2(True), Path2(True, "fused")))
+    for exp in ("rotate_deep_all", "affine_deep", "affine_simple", "compensate_deep"):
+        cases.append(Case(f"hypernets/{exp}: gate backward", f"hypernets/{exp}", "softmax-gate backward written out",
+                          _hypernets(exp, "gate_backward"), Path2(False, "fused"), Path2(True, "fused")))
     exp = "t1_hecnn_l_mnist"
     make = _hecnn(exp)
     cases += [Case(f"hecnn/{exp}: turned filters", f"hecnn/{exp}", "generator: turned filters, one pass", make,

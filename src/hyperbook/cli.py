@@ -261,6 +261,13 @@ def cmd_time(args) -> None:
             print(f"skip {err}", flush=True)
             continue
         entry["busy_elsewhere_cores"] = None if busy is None else round(busy, 2)
+        during = entry.get("busy_during_cores")
+        if during is not None and during > cpu_load.BUSY_LIMIT and not args.allow_busy:
+            # a job that started after the check above: the figure is inflated, so it is not written
+            print(f"skip {unit.key}: other processes kept {during:.2f} CPU cores busy during its timing (limit "
+                  f"{cpu_load.BUSY_LIMIT}); {entry['ms_per_step']:.1f} ms/step not written. Stop the other job "
+                  "and time it again (or pass --allow-busy)", flush=True)
+            continue
         path = write_timing(entry, args.results_dir or DEFAULT_RESULTS_DIR)
         print(f"{unit.key} ({profile}): {entry['ms_per_step']:.1f} ms/step (median of {args.steps} steps after "
               f"{args.warmup} warm-up, {entry['loops']} loop(s); run {entry['wall_s']:.0f} s; data: {entry['data']})"

@@ -35,6 +35,28 @@ def refuse_if_busy(command: str, allow: bool = False) -> float | None:
     return busy
 
 
+class OtherLoad:
+    """Cores other processes kept busy while the block ran (`cores`; None where the OS gives no CPU times): the
+    check before a timing misses a job that starts during it, so `time_unit` wraps its steps in one of these
+    and `hyperbook time` writes no entry that was measured beside other work."""
+
+    def __enter__(self):
+        self._me = psutil.Process()
+        try:
+            self._start = (_busy_seconds(), _own_seconds(self._me), time.monotonic())
+        except (psutil.Error, NotImplementedError):
+            self._start = None
+        self.cores = None
+        return self
+
+    def __exit__(self, *exc):
+        if self._start is not None:
+            b0, o0, t0 = self._start
+            b1, o1, t1 = _busy_seconds(), _own_seconds(self._me), time.monotonic()
+            self.cores = max(0.0, ((b1 - b0) - (o1 - o0)) / max(t1 - t0, 1e-9))
+        return False
+
+
 def busy_elsewhere(interval: float = 1.0) -> float | None:
     """Cores kept busy by other processes over the next `interval` seconds (this process's own CPU time
     subtracted); None where the OS gives no CPU times."""

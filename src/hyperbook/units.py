@@ -578,6 +578,7 @@ def time_unit(unit: Unit, profile: str, n: int, device: str = "cpu", data_dir=No
     import torch
 
     from .context import RunContext
+    from .cpu_load import OtherLoad
     from .train import step_times
     if unit.step_field is None:
         raise BookError(f"{unit.key} has no step field in its config ({unit.steps_note}): it cannot be timed "
@@ -591,7 +592,7 @@ def time_unit(unit: Unit, profile: str, n: int, device: str = "cpu", data_dir=No
     with tempfile.TemporaryDirectory(prefix="hyperbook-time-", dir=scratch) as tmp:
         ctx = replace(RunContext.from_params(unit.chapter, profile, device, data_dir, tmp, reuse=False), timing=True)
         t0 = time.perf_counter()
-        with step_times() as loops:
+        with step_times() as loops, OtherLoad() as load:
             try:
                 unit.run(ctx, overrides)
             except DatasetMissingError as err:
@@ -612,6 +613,7 @@ def time_unit(unit: Unit, profile: str, n: int, device: str = "cpu", data_dir=No
             "data": "stand-in of the same shape (" + state[len("MISSING: "):] + " absent)" if standin else state,
             "machine": _device_name(device), "device": device_kind(device if device != "auto" else "cpu"),
             "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "busy_during_cores": None if load.cores is None else round(load.cores, 2),
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
 
 
@@ -625,7 +627,7 @@ def write_timing(entry: dict, results_dir=DEFAULT_RESULTS_DIR) -> Path:
                  date=entry["date"])
     table["units"].setdefault(entry["unit"], {})[entry["profile"]] = {
         k: entry[k] for k in ("ms_per_step", "steps", "loops", "loop_ms", "config_hash", "date", "timing_overrides",
-                              "data", "busy_elsewhere_cores") if k in entry}
+                              "data", "busy_elsewhere_cores", "busy_during_cores") if k in entry}
     return write_text_atomic(path, json.dumps(table, indent=1, sort_keys=True))
 
 

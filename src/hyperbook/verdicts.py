@@ -90,6 +90,13 @@ class Run:
     def device(self) -> str:
         return str(self.provenance.get("device", "?"))
 
+    @property
+    def device_kind(self) -> str:
+        """The device as a table cell names it: 'CPU' for 'CPU (x86_64, 2 cores)', the GPU's name as recorded
+        ('NVIDIA H200'); '' where the record names none (records older than the device field)."""
+        name = self.device
+        return "" if name == "?" else name.split(" (")[0]
+
     def data(self, keys=DATA_KEYS) -> str:
         """The run's own statement of its data ('' if it states none)."""
         dataset, replaced = self.metrics.get("dataset"), self.metrics.get("stand_in_for")
@@ -554,7 +561,7 @@ NO_RUN = "no recorded run of"
 
 
 def run_cells(check: Check) -> tuple[str, str]:
-    """(run, data) as the tables state a check's provenance: 'reduced, t1_cnn_mnist, 2026-12-02, 3 seeds' and
+    """(run, data) as the tables state a check's provenance: 'reduced, t1_cnn_mnist, 2026-12-02, CPU, 3 seeds' and
     the run's data ('the document's' where the record names none); 'from code (no training)' for a number
     computed from the code; 'no run recorded' where the check waits for a run that is not there."""
     if check.awaits_run:
@@ -562,7 +569,10 @@ def run_cells(check: Check) -> tuple[str, str]:
     if check.run is None:
         return "from code (no training)", "none needed"
     seeds = f", {check.run.n_seeds} seeds" if check.run.n_seeds > 1 else ""
-    return (f"{check.run.profile}, {check.run.experiment}, {check.run.date}{seeds}",
+    # the device of the leading record (the default seed's): a reader weighs a CPU run and a GPU run alike, but
+    # should see which one made the number
+    device = f", {check.run.device_kind}" if check.run.device_kind else ""
+    return (f"{check.run.profile}, {check.run.experiment}, {check.run.date}{device}{seeds}",
             check.run.data(check.data_keys) or "the document's")
 
 
