@@ -172,3 +172,13 @@ def test_the_run_cell_names_the_device_of_the_record(tmp_path):
     cell = verdicts.run_cells(Check("E-T2", "acc", DOC, 97.0, 1.0, "%", run=gpu))[0]
     assert cell == "full, x, 2026-12-04, NVIDIA H200"
     assert verdicts.run_cells(Check("E-T2", "acc", DOC, 97.0, 1.0, "%", run=old))[0] == "full, x, 2026-12-04"
+
+
+def test_the_run_cell_names_every_device_of_the_seeds(tmp_path):
+    """Seeds 0 and 1 on this CPU, seed 2 on a GPU: the cell names both, whichever record leads."""
+    import json
+    paths = [record(tmp_path, "reduced", s, acc).path for s, acc in ((0, 97.0), (1, 97.4), (2, 97.8))]
+    prov = json.loads((paths[2] / "provenance.json").read_text())
+    (paths[2] / "provenance.json").write_text(json.dumps({**prov, "device": "NVIDIA H200"}))
+    row = next(r for r in status_rows(tmp_path, chapters_built=["hecnn"]) if r["claim"] == CLAIM)
+    assert row["run"].endswith(", CPU + NVIDIA H200, 3 seeds"), row["run"]

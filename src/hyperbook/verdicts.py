@@ -64,6 +64,8 @@ class Run:
     provenance: dict = field(default_factory=dict, compare=False, repr=False)
     # (seed, metrics) of every seed replicate of this config, this run's own record included; () for a lone run
     replicates: tuple = field(default=(), compare=False, repr=False)
+    # the device kinds (`device_kind`) of those replicates' records, sorted, each once
+    devices: tuple = field(default=(), compare=False, repr=False)
 
     @property
     def seeds(self) -> tuple:
@@ -96,6 +98,12 @@ class Run:
         ('NVIDIA H200'); '' where the record names none (records older than the device field)."""
         name = self.device
         return "" if name == "?" else name.split(" (")[0]
+
+    @property
+    def devices_cell(self) -> str:
+        """'CPU', or 'CPU + NVIDIA H200' where the seed replicates come from both; '' where none is named."""
+        kinds = self.devices or ((self.device_kind,) if self.device_kind else ())
+        return " + ".join(k for k in kinds if k)
 
     def data(self, keys=DATA_KEYS) -> str:
         """The run's own statement of its data ('' if it states none)."""
@@ -246,7 +254,8 @@ def _grouped(members: dict) -> Run:
     order = sorted(members, key=lambda s: (s is None, s if s is not None else 0))
     lead = next((s for s in order if members[s][0]), order[0])
     run = members[lead][1]
-    return replace(run, replicates=tuple((s, members[s][1].metrics) for s in order))
+    kinds = tuple(sorted({members[s][1].device_kind for s in order} - {""}))
+    return replace(run, replicates=tuple((s, members[s][1].metrics) for s in order), devices=kinds)
 
 
 def runs_for_target(target_id: str, runs: dict[tuple[str, str], Run]) -> list[Run]:
@@ -569,9 +578,8 @@ def run_cells(check: Check) -> tuple[str, str]:
     if check.run is None:
         return "from code (no training)", "none needed"
     seeds = f", {check.run.n_seeds} seeds" if check.run.n_seeds > 1 else ""
-    # the device of the leading record (the default seed's): a reader weighs a CPU run and a GPU run alike, but
-    # should see which one made the number
-    device = f", {check.run.device_kind}" if check.run.device_kind else ""
+    # a reader weighs a CPU run and a GPU run alike, but should see which made the number (every seed's device)
+    device = f", {check.run.devices_cell}" if check.run.devices_cell else ""
     return (f"{check.run.profile}, {check.run.experiment}, {check.run.date}{device}{seeds}",
             check.run.data(check.data_keys) or "the document's")
 
