@@ -187,7 +187,9 @@ def _hypernets(experiment: str, lever: str = "dedupe"):
     return make
 
 
-def _hecnn(experiment: str):
+def _hecnn(experiment: str, lever: str = "turn_filters"):
+    """lever: what `fast` switches: 'turn_filters' (the generator's turned filters) or 'mean_first' (full heads
+    applied to the batch's mean features; the other setting at its default)."""
     def make(data_dir):
         from .data.mnist import to_signed
         from .experiments import hecnn as E
@@ -206,6 +208,8 @@ def _hecnn(experiment: str):
             return model
 
         def loss(m, b, fast):
+            if lever == "mean_first":
+                return F.cross_entropy(m(b[0], config.param_mode, mean_first=fast), b[1])
             return F.cross_entropy(m(b[0], config.param_mode, turn_filters=fast), b[1])
         return make_model, (x, y), loss, _adam(config.lr)
     return make
@@ -279,6 +283,9 @@ def _cases() -> list[Case]:
               Case(f"hecnn/{exp}: fused Adam", f"hecnn/{exp}", "fused Adam", make, Path2(True), Path2(True, "fused")),
               Case(f"hecnn/{exp}: both", f"hecnn/{exp}", "turned filters + fused Adam", make,
                    Path2(False), Path2(True, "fused"))]
+    for exp in ("t2_hecnn_regular", "t6_hecnn_n_regular"):
+        cases.append(Case(f"hecnn/{exp}: mean features first", f"hecnn/{exp}", "full heads on the batch's mean features",
+                          _hecnn(exp, "mean_first"), Path2(False, "fused"), Path2(True, "fused")))
     exp = "t2_hecnn_l_regular"
     cases.append(Case(f"hecnn/{exp}: fused Adam", f"hecnn/{exp}", "fused Adam", _hecnn(exp),
                       Path2(True), Path2(True, "fused")))

@@ -104,6 +104,10 @@ REGULAR_GENERATOR = ((1, 16, 3, 2), (16, 32, 3, 2), (32, 32, 4, 1))   # C.3: [16
 # The generator's four turned copies of each image as one pass over the unturned batch with turned filters
 # (`NEPGenerator.turned`); False gives the reference path that turns the images.
 TURN_FILTERS = True
+# Batch-averaged parameters from full (linear) heads: the batch mean of W h_b + c is W (mean of h_b) + c, so the
+# heads see each turn's mean feature (4 rows) instead of every image's (4B rows): the same function, a 1/B share
+# of the heads' products. Low-rank heads are bilinear in h and keep the per-image path. False: the reference.
+MEAN_FEATURES_FIRST = True
 
 
 # ----------------------------------------------------------------------------- the main network
@@ -469,6 +473,7 @@ class HyperCNN(nn.Module):
             raise UnknownChoiceError("combiner", combiner, COMBINERS)
         self.main = MainNet(main_spec, in_size)
         self.combiner = combiner
+        self.light = light
         self.generator = NEPGenerator(generator, gen_pool, equivariant_generator, gen_batch_norm, gen_maxpool_after,
                                       in_size)
         self.layout = []     # per parametrised layer: (kind, info, weight-part shape, bias length)
@@ -541,22 +546,31 @@ class HyperCNN(nn.Module):
         self.calibrated.fill_(True)
 
     # -- raw generator outputs
-    def raw(self, x, turn_filters: bool | None = None):
+    def raw(self, x, turn_filters: bool | None = None, batch_mean: bool = False):
         """Per layer, the generator's output: [4, B, l] (combiners over turned inputs) or [B, l] ('none').
-        turn_filters: see `NEPGenerator.turned` (None: TURN_FILTERS)."""
+        turn_filters: see `NEPGenerator.turned` (None: TURN_FILTERS). batch_mean (full heads only): the batch
+        mean of those outputs, [4, 1, l] or [1, l], computed as the heads of the mean features."""
+        if batch_mean and self.light:
+            raise ValueError("batch_mean needs linear heads: a low-rank head's product is not linear in h")
         if self.combiner == "none":
             h = self.generator(x)
+            if batch_mean:
+                h = h.mean(0, keepdim=True)
             return [head(h) for head in self.heads]
         b = x.shape[0]
         h = self.generator.turned(x, turn_filters)
+        if batch_mean:
+            h, b = h.reshape(4, b, -1).mean(1), 1
         return [head(h).reshape(4, b, -1) for head in self.heads]
 
-    def generate(self, x, mode: str = "sample", turn_filters: bool | None = None):
-        """The main network's parameters for input x: per sample ([B, ...]) or averaged over the batch."""
+    def generate(self, x, mode: str = "sample", turn_filters: bool | None = None, mean_first: bool | None = None):
+        """The main network's parameters for input x: per sample ([B, ...]) or averaged over the batch.
+        mean_first: see MEAN_FEATURES_FIRST (None: that setting; it applies to batch mode with full heads)."""
         if mode not in MODES:
             raise UnknownChoiceError("parameter mode", mode, MODES)
         self.main.check_input(x)
-        raws = self.raw(x, turn_filters)
+        mean_first = MEAN_FEATURES_FIRST if mean_first is None else mean_first
+        raws = self.raw(x, turn_filters, batch_mean=mode == "batch" and mean_first and not self.light)
         params = []
         for raw, (kind, info, part, nb) in zip(raws, self.layout):
             if mode == "batch":
@@ -586,11 +600,12 @@ class HyperCNN(nn.Module):
             params.append((w, b))
         return params
 
-    def forward(self, x, mode: str = "sample", return_features: bool = False, turn_filters: bool | None = None):
+    def forward(self, x, mode: str = "sample", return_features: bool = False, turn_filters: bool | None = None,
+                mean_first: bool | None = None):
         self.main.check_input(x)
         if self.training and not bool(self.calibrated):
             self.calibrate(x)
-        return self.main(x, self.generate(x, mode, turn_filters), return_features=return_features)
+        return self.main(x, self.generate(x, mode, turn_filters, mean_first), return_features=return_features)
 
 
 class D4nHECNN(nn.Module):
