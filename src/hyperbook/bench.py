@@ -208,9 +208,7 @@ def _hecnn(experiment: str, lever: str = "turn_filters"):
             return model
 
         def loss(m, b, fast):
-            if lever == "mean_first":
-                return F.cross_entropy(m(b[0], config.param_mode, mean_first=fast), b[1])
-            return F.cross_entropy(m(b[0], config.param_mode, turn_filters=fast), b[1])
+            return F.cross_entropy(m(b[0], config.param_mode, **{lever: fast}), b[1])
         return make_model, (x, y), loss, _adam(config.lr)
     return make
 

@@ -60,11 +60,6 @@ class OtherLoad:
 def busy_elsewhere(interval: float = 1.0) -> float | None:
     """Cores kept busy by other processes over the next `interval` seconds (this process's own CPU time
     subtracted); None where the OS gives no CPU times."""
-    me = psutil.Process()
-    try:
-        b0, o0, t0 = _busy_seconds(), _own_seconds(me), time.monotonic()
-    except (psutil.Error, NotImplementedError):
-        return None
-    time.sleep(interval)
-    b1, o1, t1 = _busy_seconds(), _own_seconds(me), time.monotonic()
-    return max(0.0, ((b1 - b0) - (o1 - o0)) / (t1 - t0))
+    with OtherLoad() as load:
+        time.sleep(interval)
+    return load.cores

@@ -102,8 +102,7 @@ class Run:
     @property
     def devices_cell(self) -> str:
         """'CPU', or 'CPU + NVIDIA H200' where the seed replicates come from both; '' where none is named."""
-        kinds = self.devices or ((self.device_kind,) if self.device_kind else ())
-        return " + ".join(k for k in kinds if k)
+        return " + ".join(k for k in self.devices or (self.device_kind,) if k)
 
     def data(self, keys=DATA_KEYS) -> str:
         """The run's own statement of its data ('' if it states none)."""
