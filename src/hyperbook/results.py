@@ -70,16 +70,22 @@ class Record:
                 f"{p.get('date', '?')[:10]}, commit {p.get('git_commit', '?')[:8]}{note}")
 
 
+GIT_COMMIT_ENV = "HYPERBOOK_GIT_COMMIT"   # a copy without .git (a lent GPU): the commit `device_session pack` read
+
+
 def _git_commit() -> str:
+    fallback = os.environ.get(GIT_COMMIT_ENV, "").strip() or "unknown"
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
                              text=True, timeout=5)
-        commit = out.stdout.strip() or "unknown"
+        commit = out.stdout.strip() if out.returncode == 0 else ""
+        if not commit:
+            return fallback
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
                                cwd=REPO_ROOT, capture_output=True, text=True, timeout=5).stdout.strip()
         return commit + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return fallback
 
 
 def _device_name(device: str) -> str:
