@@ -1,5 +1,6 @@
 """The prepared GPU session (hyperbook.device_session): pack here, run there (exercised on the CPU), unpack here."""
 import io
+import os
 import json
 import subprocess
 import tarfile
@@ -72,6 +73,18 @@ def test_pack_refuses_a_dirty_tree_a_corrupt_archive_and_an_oversize_carry(tree)
     with pytest.raises(MirrorChecksumError):
         ds.pack(repo / ".devcarry", data, mirror, wheels=(), repo=repo)
     assert ds.pack(repo / ".devcarry", data, None, wheels=(), cifar=False, repo=repo)["contents"] == ["mnist.tar.gz"]
+
+
+def test_the_data_phase_unpacks_what_pack_carried(tree, tmp_path):
+    repo, data, _ = tree
+    ds.pack(repo / ".devcarry", data, None, wheels=(), cifar=False, repo=repo)
+    there = tmp_path / "there"
+    session = ds.run_session(tmp_path / "out", repo / ".devcarry", 60.0, device="cpu", phases=("data",),
+                             data_dir=there, results_dir=tmp_path / "results")
+    assert session["phases"]["data"]["outcome"] == {"mnist": "unpacked"}
+    assert session["commit"] == (repo / ".devcarry" / "COMMIT").read_text().strip()
+    assert results.GIT_COMMIT_ENV not in os.environ      # restored after the session
+    assert (there / "MNIST" / "raw" / "train-images-idx3-ubyte").read_bytes() == b"idx"
 
 
 def test_records_made_without_git_name_the_packed_commit(tmp_path, monkeypatch):

@@ -185,7 +185,6 @@ def run_session(out: Path, carry: Path, budget_s: float, device: str = "cuda", p
                 time_share: float = 0.5, safety: float = 1.5, results_dir: Path = DEFAULT_RESULTS_DIR,
                 data_dir: Path | None = None, clock=time.monotonic) -> dict:
     """The device side: the phases in order, inside `budget_s`; every outcome in out/session.json."""
-    from .units import select, time_unit, write_timing
     bad = [p for p in phases if p not in PHASES]
     if bad:
         raise BookError(f"unknown phase {bad[0]!r}: choose from {', '.join(PHASES)}")
@@ -194,7 +193,30 @@ def run_session(out: Path, carry: Path, budget_s: float, device: str = "cuda", p
     results_dir = Path(results_dir)
     commit_file = carry / "COMMIT"
     if commit_file.is_file():      # no git checkout travels: provenance takes the commit `pack` read
-        os.environ.setdefault(GIT_COMMIT_ENV, commit_file.read_text().strip())
+        with _environ(GIT_COMMIT_ENV, commit_file.read_text().strip()):
+            return _run_phases(out, carry, budget_s, device, phases, units, steps, warmup, unit_limit_s, time_share,
+                               safety, results_dir, data_dir, clock)
+    return _run_phases(out, carry, budget_s, device, phases, units, steps, warmup, unit_limit_s, time_share, safety,
+                       results_dir, data_dir, clock)
+
+
+@contextlib.contextmanager
+def _environ(name: str, value: str):
+    """os.environ[name] = value inside (the campaign's train processes inherit it), as it was after."""
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+
+def _run_phases(out, carry, budget_s, device, phases, units, steps, warmup, unit_limit_s, time_share, safety,
+                results_dir, data_dir, clock) -> dict:
+    from .units import select, time_unit, write_timing
     start_wall, t0 = time.time(), clock()
     left = lambda: budget_s - (clock() - t0)      # noqa: E731
     session = {"device": device, "budget_s": budget_s, "commit": os.environ.get(GIT_COMMIT_ENV),
@@ -209,7 +231,8 @@ def run_session(out: Path, carry: Path, budget_s: float, device: str = "cuda", p
     if "data" in phases:
         t = clock()
         try:
-            note("data", seconds=round(clock() - t, 1), outcome=unpack_data(carry, data_dir))
+            outcome = unpack_data(carry, data_dir)
+            note("data", seconds=round(clock() - t, 1), outcome=outcome)
         except Exception as err:     # the phases after it still run on what is there
             note("data", seconds=round(clock() - t, 1), outcome="failed", error=repr(err))
     if "check" in phases:
