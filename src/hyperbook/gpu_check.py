@@ -2,7 +2,7 @@
 parameters, at batch 128, as one short script for a lent GPU (issue 16's goals: the batched form at least
 20x faster than the loop, and within 3x of one shared filter bank).
 
-    python -m hyperbook.gpu_check --out results/_timings/gpu_check.json
+    python -m hyperbook.gpu_check --out gpu_check.json     (device_session keeps it in results/_gpu_check/)
 
 Each row is the median of timed repeats of forward + backward, with the device synchronised around every
 repeat; the whole check takes well under two minutes on one GPU. Without a CUDA device it stops with a

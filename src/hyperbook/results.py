@@ -74,7 +74,10 @@ GIT_COMMIT_ENV = "HYPERBOOK_GIT_COMMIT"   # a copy without .git (a lent GPU): th
 
 
 def _git_commit() -> str:
-    fallback = os.environ.get(GIT_COMMIT_ENV, "").strip() or "unknown"
+    packed = os.environ.get(GIT_COMMIT_ENV, "").strip()
+    if packed:                  # set only by device_session, whose copy has no .git of its own
+        return packed
+    fallback = "unknown"
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
                              text=True, timeout=5)
