@@ -357,3 +357,20 @@ def test_cost_model_prefers_another_seeds_record_of_the_same_config_over_the_tim
     records = {("hecnn", "t1_cnn_mnist"): [_prov(u, "reduced", other, 999.0)]}
     est = CostModel("cpu", tmp_path, records=records, timings=[table]).estimate(u, "reduced", {"seed": 2})
     assert est.seconds == pytest.approx(u.steps(seed1))                     # the table: 1 s per step
+
+
+def test_a_record_of_the_same_config_under_another_profile_is_its_cost(tmp_path):
+    """hecnn/filters trains nothing and its reduced config is its full one: the reduced record is the full cost.
+    A fixed-cost unit with no such record says why it has no step time."""
+    u = get_unit("hecnn/filters")
+    assert config_hash(u.config("full")) == config_hash(u.config("reduced"))
+    records = {("hecnn", "filters"): [_prov(u, "reduced", u.config("reduced"), 12.5)]}
+    est = CostModel("cpu", tmp_path, records=records, timings=[]).estimate(u, "full")
+    assert est.seconds == 12.5 and "same config as reduced" in est.source and not est.recorded
+    assert CostModel("cuda", tmp_path, records=records, timings=[]).estimate(u, "full").seconds is None
+    other = get_unit("hecnn/t1_cnn_mnist")                                   # full and reduced differ: no twin
+    records = {("hecnn", "t1_cnn_mnist"): [_prov(other, "reduced", other.config("reduced"), 12.5)]}
+    est = CostModel("cpu", tmp_path, records=records, timings=[]).estimate(other, "full")
+    assert "same config" not in est.source
+    est = CostModel("cpu", tmp_path, records={}, timings=[]).estimate(get_unit("hcnn/speed"), "full")
+    assert est.seconds is None and est.source == "not timed: no training (a speed benchmark)"

@@ -405,6 +405,13 @@ class CostModel:
             p = exact[-1]
             return Estimate(float(p["wall_time_s"]), f"record {p.get('date', '?')[:10]} on {p.get('device')}",
                             recorded)
+        # the same config recorded under another profile (fixed-cost units whose profiles agree): the same work
+        twin = [p for p in mine if p.get("config_hash") == chash and p.get("profile") != profile
+                and self._matches(p) and isinstance(p.get("wall_time_s"), (int, float))]
+        if twin:
+            p = twin[-1]
+            return Estimate(float(p["wall_time_s"]), f"record {p.get('date', '?')[:10]} of the same config as "
+                            f"{p.get('profile')} on {p.get('device')}", recorded)
         if unit.seed_field is not None:      # another seed of this very config costs the same
             mine_seedless = _seedless(config, unit.seed_field)
             siblings = [p for p in same if isinstance(p.get("config"), dict)
@@ -432,7 +439,7 @@ class CostModel:
             if steps and old_steps:
                 return Estimate(float(p["wall_time_s"]) / old_steps * steps,
                                 f"older {profile} record {p.get('date', '?')[:10]}, scaled by steps", recorded)
-        return Estimate(None, "not timed", recorded)
+        return Estimate(None, "not timed" if steps is not None else f"not timed: {unit.steps_note}", recorded)
 
 
 def _seedless(config, seed_field: str) -> str:
