@@ -398,20 +398,16 @@ class CostModel:
         chash = config_hash(config)
         mine = self.records.get((unit.chapter, unit.name), [])
         recorded = any(p.get("profile") == profile and p.get("config_hash") == chash for p in mine)
-        same = [p for p in mine if p.get("profile") == profile and self._matches(p)
-                and isinstance(p.get("wall_time_s"), (int, float))]
-        exact = [p for p in same if p.get("config_hash") == chash]
+        timed = [p for p in mine if self._matches(p) and isinstance(p.get("wall_time_s"), (int, float))]
+        same = [p for p in timed if p.get("profile") == profile]
+        # this config's record, else the same config recorded under another profile (fixed-cost units whose
+        # profiles agree): the same work. sorted() is stable, so the newest same-profile record comes last.
+        exact = sorted((p for p in timed if p.get("config_hash") == chash), key=lambda p: p.get("profile") == profile)
         if exact:
             p = exact[-1]
-            return Estimate(float(p["wall_time_s"]), f"record {p.get('date', '?')[:10]} on {p.get('device')}",
+            other = "" if p.get("profile") == profile else f" of the same config as {p.get('profile')}"
+            return Estimate(float(p["wall_time_s"]), f"record {p.get('date', '?')[:10]}{other} on {p.get('device')}",
                             recorded)
-        # the same config recorded under another profile (fixed-cost units whose profiles agree): the same work
-        twin = [p for p in mine if p.get("config_hash") == chash and p.get("profile") != profile
-                and self._matches(p) and isinstance(p.get("wall_time_s"), (int, float))]
-        if twin:
-            p = twin[-1]
-            return Estimate(float(p["wall_time_s"]), f"record {p.get('date', '?')[:10]} of the same config as "
-                            f"{p.get('profile')} on {p.get('device')}", recorded)
         if unit.seed_field is not None:      # another seed of this very config costs the same
             mine_seedless = _seedless(config, unit.seed_field)
             siblings = [p for p in same if isinstance(p.get("config"), dict)
