@@ -152,7 +152,7 @@ PINNED = {
     ("hcnn/translation", "full"): "3b5f0b229003",
     ("hcnn/speed", "reduced"): "82a2b1b3bf70",
     ("hcnn/speed", "full"): "579ec89af3fe",
-    ("thesis_rfnn/mnist_sizes", "reduced"): "d571c3e9bc02",
+    ("thesis_rfnn/mnist_sizes", "reduced"): "217f9bc1fd9e",
     ("thesis_rfnn/mnist_sizes", "full"): "6c888d975f43",
     ("thesis_rfnn/ablation", "reduced"): "6402a0c5e5a0",
     ("thesis_rfnn/ablation", "full"): "08d4c294c796",

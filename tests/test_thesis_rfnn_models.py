@@ -89,3 +89,21 @@ def test_mnist_sizes_experiment_runs_and_records(tmp_path):
         E.run(ctx, "imagenet")
     with pytest.raises(UnknownChoiceError):
         E.MnistSizesConfig.for_profile("huge")
+
+
+def test_sizes_findings_state_the_seed_spread_computed_from_the_record():
+    """R-F6's reading says how far the seeds agree (it once hard-coded "with one seed" whatever was recorded)."""
+    import numpy as np
+    from types import SimpleNamespace
+    from hyperbook.experiments.thesis_rfnn import sizes_findings
+    sizes = np.array([300, 1000, 5000])
+    rf = np.array([[5.0, 5.2, 4.8], [3.0, 3.1, 2.9], [1.5, 1.6, 1.4]])
+    cnn = rf + np.array([[2.0, 2.1, 1.9], [0.1, -0.4, 0.6], [0.0, 0.1, -0.1]])
+    rec = SimpleNamespace(arrays={"error": np.stack([rf, cnn]), "sizes": sizes, "steps": np.array([600] * 3)},
+                          provenance={"config": {"batch_size": 64, "n_test": 5000}}, metrics={}, profile="reduced")
+    text = sizes_findings(rec)
+    sd = (cnn - rf).std(1, ddof=1)
+    assert "Over 3 seeds" in text and f"{sd.min():.2f} to {sd.max():.2f}" in text
+    assert "1 of 3 sizes have a mean gap larger than twice its standard error" in text
+    one = SimpleNamespace(**{**rec.__dict__, "arrays": {**rec.arrays, "error": np.stack([rf, cnn])[:, :, :1]}})
+    assert "With one seed the run-to-run noise is not measured" in sizes_findings(one)
