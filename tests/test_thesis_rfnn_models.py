@@ -104,6 +104,6 @@ def test_sizes_findings_state_the_seed_spread_computed_from_the_record():
     text = sizes_findings(rec)
     sd = (cnn - rf).std(1, ddof=1)
     assert "Over 3 seeds" in text and f"{sd.min():.2f} to {sd.max():.2f}" in text
-    assert "1 of 3 sizes have a mean gap larger than twice its standard error" in text
+    assert "1 of 3 sizes (300) have a mean gap larger than twice its standard error" in text
     one = SimpleNamespace(**{**rec.__dict__, "arrays": {**rec.arrays, "error": np.stack([rf, cnn])[:, :, :1]}})
     assert "With one seed the run-to-run noise is not measured" in sizes_findings(one)

@@ -620,16 +620,17 @@ def sizes_figure(rec):
     return fig
 
 
-def _seed_spread_sentence(gap_per_seed) -> str:
+def _seed_spread_sentence(gap_per_seed, sizes) -> str:
     """How far the seeds agree on the CNN - RFNN gap (sizes x seeds), so a reader can tell a gap from noise."""
     n = gap_per_seed.shape[1]
     if n < 2:
         return "With one seed the run-to-run noise is not measured, so no gap here is distinguishable from it."
     sd = gap_per_seed.std(1, ddof=1)
     mean = gap_per_seed.mean(1)
-    clear = int((np.abs(mean) > 2 * sd / np.sqrt(n)).sum())
+    clear = np.abs(mean) > 2 * sd / np.sqrt(n)
+    named = f" ({', '.join(str(int(v)) for v in np.asarray(sizes)[clear])})" if clear.any() else ""
     return (f"Over {n} seeds the gap's standard deviation is {sd.min():.2f} to {sd.max():.2f} points per size; "
-            f"{clear} of {len(mean)} sizes have a mean gap larger than twice its standard error.")
+            f"{int(clear.sum())} of {len(mean)} sizes{named} have a mean gap larger than twice its standard error.")
 
 
 def sizes_findings(rec) -> str:
@@ -650,7 +651,7 @@ def sizes_findings(rec) -> str:
                  f"{gap[-1]:+.2f}. ")
     text += ("The thesis's direction (the RFNN ahead when data are scarce, the two meeting as data grow) "
              + ("shows" if small.any() and (gap[small] > 0).all() and abs(gap[-1]) < gap[small].min() else
-                "does not show cleanly") + " here. " + _seed_spread_sentence(err[1] - err[0]) + " The runs are far shorter than the official 100 to "
+                "does not show cleanly") + " here. " + _seed_spread_sentence(err[1] - err[0], sizes) + " The runs are far shorter than the official 100 to "
              "1000 epochs. Whether the RFNN is *on par with "
              "Scattering* cannot be judged here: Scattering is not re-run and figure 6's values are not in the text.")
     if "throughput_per_model" in m:
