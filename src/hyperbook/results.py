@@ -171,8 +171,10 @@ def run_or_load(chapter: str, experiment: str, profile: str, config, run: Callab
         if found is not None:
             return found
     import torch
+    from .train import denormals_flushed
     start = time.time()
-    metrics, arrays = run()
+    with denormals_flushed() as flushed:
+        metrics, arrays = run()
     wall = time.time() - start
     provenance = {
         "chapter": chapter, "experiment": experiment, "profile": profile,
@@ -184,5 +186,7 @@ def run_or_load(chapter: str, experiment: str, profile: str, config, run: Callab
         "python": platform.python_version(), "note": note,
         # the documents trained in fp32; a bf16 run names itself (configs carry `precision`)
         "precision": config_dict(config).get("precision", "fp32"),
+        # subnormal floats flushed to zero on the CPU (train.FLUSH_DENORMAL); absent in records made before
+        "denormals": "flushed to zero" if flushed else "IEEE gradual underflow",
     }
     return store.save(chapter, experiment, profile, config, metrics, arrays, provenance)
