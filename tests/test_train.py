@@ -41,3 +41,26 @@ def test_resume_after_interruption_gives_the_same_model(tmp_path):
     assert [s for s, _ in resumed.losses] == [10, 20, 30, 40, 50, 60]
     for a, b in zip(reference, model.parameters()):
         torch.testing.assert_close(a, b)
+
+
+def test_a_resumed_run_records_its_whole_training_time(tmp_path):
+    """A record of a run resumed from a checkpoint counts the training time the earlier processes spent (the
+    checkpoint's wall_s), not only its last process's: the planner prices units from these records."""
+    from hyperbook.results import run_or_load
+    ckpt = tmp_path / "ckpt.pt"
+    model, batch_fn, loss_fn = make_problem()
+    fit(model, loss_fn, batch_fn, steps=40, lr=1e-2, checkpoint=ckpt, checkpoint_every=10, stop_after=20,
+        progress=False)
+    state = torch.load(ckpt, weights_only=False)
+    state["wall_s"] = 1000.0                      # as if the killed process had trained for 1000 s
+    torch.save(state, ckpt)
+
+    def run():
+        m, b, l = make_problem()
+        r = fit(m, l, b, steps=40, lr=1e-2, checkpoint=ckpt, checkpoint_every=10, progress=False)
+        return {"train_wall_s": r.wall_s, "resumed_from": r.resumed_from}, {}
+    rec = run_or_load("ch", "ex", "smoke", {"k": 1}, run, results_dir=tmp_path / "results", reuse=False)
+    assert rec.metrics["resumed_from"] == 20 and rec.provenance["resumed_wall_s"] == 1000.0
+    assert 1000.0 < rec.provenance["wall_time_s"] < 1000.0 + 60
+    fresh = run_or_load("ch", "ex", "smoke", {"k": 2}, lambda: ({}, {}), results_dir=tmp_path / "results")
+    assert "resumed_wall_s" not in fresh.provenance and fresh.provenance["wall_time_s"] < 60

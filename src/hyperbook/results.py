@@ -171,17 +171,19 @@ def run_or_load(chapter: str, experiment: str, profile: str, config, run: Callab
         if found is not None:
             return found
     import torch
-    from .train import denormals_flushed
+    from .train import carried_wall, denormals_flushed
     start = time.time()
-    with denormals_flushed() as flushed:
+    with denormals_flushed() as flushed, carried_wall() as carried:
         metrics, arrays = run()
     wall = time.time() - start
+    earlier = sum(carried)          # a resumed run: what its earlier processes spent training
     provenance = {
         "chapter": chapter, "experiment": experiment, "profile": profile,
         "config": config_dict(config), "config_hash": config_hash(config),
         "git_commit": _git_commit(), "device": _device_name(device), "torch": torch.__version__,
         "seed": seed if seed is not None else config_dict(config).get("seed"),
-        "wall_time_s": round(wall, 2), "throughput": metrics.get("throughput"),
+        # the run's whole cost: this process's wall time plus the training time resumed checkpoints carried in
+        "wall_time_s": round(wall + earlier, 2), "throughput": metrics.get("throughput"),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "python": platform.python_version(), "note": note,
         # the documents trained in fp32; a bf16 run names itself (configs carry `precision`)
@@ -189,4 +191,6 @@ def run_or_load(chapter: str, experiment: str, profile: str, config, run: Callab
         # subnormal floats flushed to zero on the CPU (train.FLUSH_DENORMAL); absent in records made before
         "denormals": "flushed to zero" if flushed else "IEEE gradual underflow",
     }
+    if earlier:
+        provenance["resumed_wall_s"] = round(earlier, 2)      # the part of wall_time_s spent in earlier processes
     return store.save(chapter, experiment, profile, config, metrics, arrays, provenance)

@@ -128,7 +128,7 @@ def fit(model: torch.nn.Module, loss_fn: Callable, batch_fn: Callable[[int], tup
             sched.load_state_dict(state["scheduler"])
         start_step = result.resumed_from = state["step"]
         result.losses = state["losses"]
-        result.wall_s = state.get("wall_s", 0.0)
+        result.wall_s = note_resumed(state)
         torch.set_rng_state(state["rng"])  # dropout etc. continue as if never stopped
 
     use_amp = precision == "bf16" and str(device).startswith("cuda")
@@ -158,6 +158,29 @@ def fit(model: torch.nn.Module, loss_fn: Callable, batch_fn: Callable[[int], tup
                                 "scheduler": sched.state_dict() if sched else None, "step": step + 1,
                                 "losses": result.losses, "rng": torch.get_rng_state(), "wall_s": result.wall_s + time.time() - t0}, ckpt)
     return finish_training(result, model, bar, t0, items, end, steps, ckpt)
+
+
+_CARRIED: list | None = None      # set inside `carried_wall()`: training seconds resumed checkpoints brought in
+
+
+@contextlib.contextmanager
+def carried_wall():
+    """Collect, as a list of seconds, the training time that resumed checkpoints had already spent in earlier
+    processes (`note_resumed`), so that a record of a resumed run states its whole cost, not its last process's."""
+    global _CARRIED
+    previous, _CARRIED = _CARRIED, []
+    try:
+        yield _CARRIED
+    finally:
+        _CARRIED = previous
+
+
+def note_resumed(state: dict) -> float:
+    """The wall time a checkpoint carries (0 for one without it), noted for `carried_wall`; returns it."""
+    seconds = float(state.get("wall_s", 0.0))
+    if _CARRIED is not None:
+        _CARRIED.append(seconds)
+    return seconds
 
 
 _STEP_LOG: list | None = None     # set inside `step_times()`: one (desc, [seconds per step]) per training loop

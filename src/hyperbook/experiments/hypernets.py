@@ -34,7 +34,7 @@ from ..data.transforms import affine, random_affine, rotate
 from ..errors import UnknownChoiceError
 from ..models.hypernets import build
 from ..train import (FitResult, _atomic_torch_save, check_precision, checkpoint_path, finish_training, fit,
-                     seed_everything, step_clock, step_generator)
+                     note_resumed, seed_everything, step_clock, step_generator)
 from ..results import config_hash
 
 CHAPTER = "hypernets"
@@ -264,7 +264,7 @@ def fit_adversarial_autoencoder(model, batch_fn, images_fn, *, steps: int, lr: f
         for o, s in zip(opts, state["optimizers"]):
             o.load_state_dict(s)
         start = result.resumed_from = state["step"]
-        result.losses, result.wall_s = state["losses"], state.get("wall_s", 0.0)
+        result.losses, result.wall_s = state["losses"], note_resumed(state)
         torch.set_rng_state(state["rng"])
     use_amp = precision == "bf16" and str(device).startswith("cuda")
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_amp else contextlib.nullcontext
