@@ -73,22 +73,3 @@ def test_rmnist_turned_once_gives_bitwise_the_batches_turned_in_the_step(mnist_d
                          data_dir=mnist_dir)
     assert row["exactness"] == {"grad_max_rel": 0.0} and row["batch"] == 32
 
-
-def test_denormal_case_times_a_trained_checkpoint_and_checks_the_gradients(tmp_path, mnist_dir):
-    """`bench denormals` reads fit's checkpoint format; a model whose gates are sharp (logits scaled up, as
-    training does to them) has subnormal gate entries, and flushing them leaves the gradients as they were."""
-    from hyperbook.models.hypernets import build
-    from hyperbook.train import make_adam
-    torch.manual_seed(0)
-    model = build("deep")
-    with torch.no_grad():
-        model.control.logits.weight.mul_(3000.0)
-    opt = make_adam(model.parameters(), lr=1e-3, impl="fused")
-    ckpt = tmp_path / "ckpt.pt"
-    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": 1234}, ckpt)
-    row = bench.denormal_speedup("rotate_deep_discrete", ckpt, steps=1, warmup=0, data_dir=mnist_dir)
-    assert row["saving"] == "subnormals flushed (trained, step 1,234)" and row["checkpoint_step"] == 1234
-    assert row["subnormal_gate_share"] > 0.01
-    assert row["exactness"]["grad_max_rel"] < 1e-5 and row["old_ms"] > 0 and row["new_ms"] > 0
-    with pytest.raises(Exception, match="no checkpoint at"):
-        bench.main(["denormals", "hypernets/rotate_deep_discrete", str(tmp_path / "missing.pt")])

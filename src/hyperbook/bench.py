@@ -314,49 +314,6 @@ def measure_speedups(only=None, steps: int = 15, warmup: int = 3, data_dir=None,
     return rows
 
 
-SUBNORMAL = 1.1754944e-38        # float32's smallest normal number
-
-
-def denormal_speedup(experiment: str, checkpoint, steps: int = 15, warmup: int = 3, data_dir=None) -> dict:
-    """One HyperNets unit's training step on a *trained* model (its training checkpoint, `fit`'s format), IEEE
-    gradual underflow against subnormals flushed to zero (`train.denormals_flushed`), paired in one process.
-    A fresh model has no subnormals, so the other cases cannot show this saving: a sharpened softmax gate does."""
-    from .train import denormals_flushed
-    make_model, batch, loss, make_opt = _hypernets(experiment)(data_dir)
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    sides, grads, models = [], [], []
-    for flush in (False, True):
-        model = make_model(True)
-        models.append(model)
-        model.load_state_dict(state["model"])
-        opt = make_opt([p for p in model.parameters() if p.requires_grad], "fused")
-        opt.load_state_dict(state["optimizer"])
-        with denormals_flushed(flush):
-            model.zero_grad(set_to_none=True)
-            loss(model, batch, True).backward()
-            grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
-
-        def step(model=model, opt=opt, flush=flush):
-            with denormals_flushed(flush):
-                opt.zero_grad(set_to_none=True)
-                loss(model, batch, True).backward()
-                opt.step()
-        sides.append(step)
-    image, params, _ = batch
-    with torch.no_grad():         # the gates of the batch (an image-controlled gate reads the image)
-        control = models[0].control
-        gate = torch.softmax(control(image) if params is None else control(torch.unique(params, dim=0)), 1)
-        share = ((gate > 0) & (gate < SUBNORMAL)).float().mean().item()
-    old_ms, new_ms = _paired_ms(*sides, steps, warmup)
-    from .results import _device_name
-    return {"experiment": experiment, "saving": f"subnormals flushed (trained, step {state['step']:,})",
-            "old_ms": round(old_ms, 2), "new_ms": round(new_ms, 2), "ratio": round(old_ms / new_ms, 3),
-            "exactness": {"grad_max_rel": max(_rel(grads[0][n], grads[1][n]) for n in grads[0])},
-            "subnormal_gate_share": round(share, 4), "checkpoint_step": state["step"],
-            "date": _dt.date.today().isoformat(), "steps": steps, "warmup": warmup, "batch": len(batch[0]),
-            "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": _device_name("cpu")}
-
-
 def write_speedups(rows: list[dict], path=SPEEDUPS_PATH) -> Path:
     """Merge rows into the JSON file by (experiment, saving). The file sits with the step-time tables, so it
     has their header keys; its `units` stays empty (paired ratios, not step times for the planner)."""
@@ -426,15 +383,6 @@ def main(argv=None) -> None:
     sp.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     sp.add_argument("--out", type=Path, default=None, help=f"default {SPEEDUPS_PATH}")
     sp.add_argument("--data-dir", type=Path, default=None)
-    dn = sub.add_parser("denormals", help="a HyperNets unit's step on its trained checkpoint, subnormals kept or "
-                        "flushed to zero, paired -> JSON")
-    dn.add_argument("experiment", help="a hypernets unit, e.g. hypernets/rotate_deep_discrete")
-    dn.add_argument("checkpoint", type=Path, help="its training checkpoint (results/_checkpoints/...)")
-    dn.add_argument("--steps", type=int, default=15)
-    dn.add_argument("--warmup", type=int, default=3)
-    dn.add_argument("--threads", type=int, default=2)
-    dn.add_argument("--out", type=Path, default=None, help=f"default {SPEEDUPS_PATH}")
-    dn.add_argument("--data-dir", type=Path, default=None)
     tb = sub.add_parser("table", help="the README's speed table, from the committed speedups JSON (printed)")
     tb.add_argument("--write", action="store_true", help="rewrite the README's speedups block with it instead")
     args = parser.parse_args(argv)
@@ -444,18 +392,6 @@ def main(argv=None) -> None:
                                 report=lambda row: print(format_speedups([row]).splitlines()[1], flush=True))
         path = write_speedups(rows, args.out or SPEEDUPS_PATH)
         print(format_speedups(rows))
-        print(f"-> {path}")
-    elif args.command == "denormals":
-        torch.set_num_threads(args.threads)
-        if not args.checkpoint.is_file():
-            from .errors import BookError
-            raise BookError(f"no checkpoint at {args.checkpoint}: a training run keeps one under "
-                            "results/_checkpoints/ until it completes")
-        row = denormal_speedup(args.experiment.removeprefix("hypernets/"), args.checkpoint, args.steps,
-                               args.warmup, args.data_dir)
-        row["experiment"] = f"hypernets/{row['experiment']}"
-        path = write_speedups([row], args.out or SPEEDUPS_PATH)
-        print(format_speedups([row]) + f"\nsubnormal share of the batch's gates: {row['subnormal_gate_share']:.1%}")
         print(f"-> {path}")
     elif args.command == "table":
         if args.write:

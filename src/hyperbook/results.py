@@ -171,9 +171,9 @@ def run_or_load(chapter: str, experiment: str, profile: str, config, run: Callab
         if found is not None:
             return found
     import torch
-    from .train import carried_wall, denormals_flushed
+    from .train import carried_wall
     start = time.time()
-    with denormals_flushed() as flushed, carried_wall() as carried:
+    with carried_wall() as carried:
         metrics, arrays = run()
     wall = time.time() - start
     earlier = sum(carried)          # a resumed run: what its earlier processes spent training
@@ -188,8 +188,6 @@ def run_or_load(chapter: str, experiment: str, profile: str, config, run: Callab
         "python": platform.python_version(), "note": note,
         # the documents trained in fp32; a bf16 run names itself (configs carry `precision`)
         "precision": config_dict(config).get("precision", "fp32"),
-        # subnormal floats flushed to zero on the CPU (train.FLUSH_DENORMAL); absent in records made before
-        "denormals": "flushed to zero" if flushed else "IEEE gradual underflow",
     }
     if earlier:
         provenance["resumed_wall_s"] = round(earlier, 2)      # the part of wall_time_s spent in earlier processes

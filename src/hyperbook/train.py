@@ -19,34 +19,6 @@ import torch
 from tqdm import tqdm
 
 
-# float32 values below its smallest normal number (1.2e-38) take a slow path through x86 CPUs' floating-point units.
-# Training fills some models with them: the HyperNets' softmax gates sharpen until most entries are that small, and
-# the deep discrete HyperNet's full run slowed from 23 ms a step (steps 8.5k-24k) to 36 ms (110k-127k). Flushing them to
-# zero (FTZ/DAZ) changes a result by less than 1.2e-38 per value, far below float32's resolution of any sum they
-# enter (a softmax's denominator is at least 1/n); every recorded run goes through it (results.run_or_load), and its
-# provenance says so. False gives IEEE gradual underflow (the reference path, kept for the tests).
-FLUSH_DENORMAL = True
-_flush_depth = 0
-
-
-@contextlib.contextmanager
-def denormals_flushed(enabled: bool | None = None):
-    """Inside, the CPU flushes subnormal floats to zero (torch.set_flush_denormal); yields whether it does (False
-    where the CPU cannot, or `enabled` / FLUSH_DENORMAL is False). Nested uses keep it on until the outermost ends."""
-    global _flush_depth
-    if not (FLUSH_DENORMAL if enabled is None else enabled):
-        yield False
-        return
-    supported = torch.set_flush_denormal(True)
-    _flush_depth += 1
-    try:
-        yield supported
-    finally:
-        _flush_depth -= 1
-        if _flush_depth == 0:
-            torch.set_flush_denormal(False)
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
