@@ -72,4 +72,3 @@ def test_rmnist_turned_once_gives_bitwise_the_batches_turned_in_the_step(mnist_d
     row = bench.run_case(bench.CASES["hecnn/t1_cnn_rmnist: R-MNIST turned once"], steps=1, warmup=0,
                          data_dir=mnist_dir)
     assert row["exactness"] == {"grad_max_rel": 0.0} and row["batch"] == 32
-

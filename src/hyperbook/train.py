@@ -132,19 +132,25 @@ def fit(model: torch.nn.Module, loss_fn: Callable, batch_fn: Callable[[int], tup
     return finish_training(result, model, bar, t0, items, end, steps, ckpt)
 
 
+@contextlib.contextmanager
+def _collecting(name: str):
+    """Bind the module global `name` to a fresh list inside the block, restoring what it was (None, or an outer
+    block's list) after: how training loops report to whoever is listening, at no cost when nobody is."""
+    scope = globals()
+    previous, scope[name] = scope[name], []
+    try:
+        yield scope[name]
+    finally:
+        scope[name] = previous
+
+
 _CARRIED: list | None = None      # set inside `carried_wall()`: training seconds resumed checkpoints brought in
 
 
-@contextlib.contextmanager
 def carried_wall():
     """Collect, as a list of seconds, the training time that resumed checkpoints had already spent in earlier
     processes (`note_resumed`), so that a record of a resumed run states its whole cost, not its last process's."""
-    global _CARRIED
-    previous, _CARRIED = _CARRIED, []
-    try:
-        yield _CARRIED
-    finally:
-        _CARRIED = previous
+    return _collecting("_CARRIED")
 
 
 def note_resumed(state: dict) -> float:
@@ -158,16 +164,10 @@ def note_resumed(state: dict) -> float:
 _STEP_LOG: list | None = None     # set inside `step_times()`: one (desc, [seconds per step]) per training loop
 
 
-@contextlib.contextmanager
 def step_times():
     """Collect the wall time of every step of every training loop run inside, as a list of (desc, [seconds]),
     one entry per loop (`hyperbook time` takes medians of these). Outside it, loops are not timed."""
-    global _STEP_LOG
-    previous, _STEP_LOG = _STEP_LOG, []
-    try:
-        yield _STEP_LOG
-    finally:
-        _STEP_LOG = previous
+    return _collecting("_STEP_LOG")
 
 
 def step_clock(steps, device, desc: str, counted: bool = True):
